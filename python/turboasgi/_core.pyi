@@ -1,0 +1,66 @@
+"""Type stubs for the Rust extension module ``turboasgi._core``.
+
+The contract between the Python side (config, CLI, lifespan, server loop) and the Rust network side.
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+__version__: str
+
+class ClientDisconnected(OSError):
+    """Raised by ``send()`` once the client is gone (ASGI spec 2.4)."""
+
+class CoreConfig:
+    def __init__(
+        self,
+        *,
+        root_path: str = "",
+        server_header: bool = True,
+        date_header: bool = True,
+        default_headers: list[tuple[bytes, bytes]] = ...,
+        timeout_keep_alive: float = 5.0,
+        limit_concurrency: int | None = None,
+        proxy_headers: bool = True,
+        forwarded_allow_ips: list[str] = ...,
+        max_header_bytes: int = 65536,
+        tokio_threads: int = 1,
+        ws_enabled: bool = False,
+    ) -> None: ...
+
+class LoopHandle:
+    """One asyncio loop's inbox. The server calls ``loop.add_reader(handle.fileno(), handle.drain)``."""
+
+    def fileno(self) -> int: ...
+    def drain(self) -> None: ...
+
+class ServerCore:
+    def __init__(self, config: CoreConfig) -> None: ...
+    def add_loop(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        handler: Callable[[dict[str, Any], HttpTransport], Coroutine[Any, Any, None]],
+        state: dict[str, Any],
+    ) -> LoopHandle: ...
+    def listen(self, fd: int, *, unix: bool = False) -> None:
+        """Serve connections accepted on a bound, listening socket (the fd is duplicated)."""
+    def shutdown(self, timeout: float | None) -> Awaitable[None]:
+        """Stop accepting, close idle keep-alive connections, wait for in-flight requests (at most
+        ``timeout`` seconds, then close them)."""
+    def connection_count(self) -> int: ...
+    def request_count(self) -> int: ...
+
+class HttpTransport:
+    """The receive/send pair of one HTTP request."""
+
+    def receive(self) -> Awaitable[dict[str, Any]]: ...
+    def send(self, message: dict[str, Any]) -> Awaitable[None]: ...
+    @property
+    def status(self) -> int | None: ...
+    @property
+    def response_started(self) -> bool: ...
+    @property
+    def response_complete(self) -> bool: ...
+    def fail(self) -> None:
+        """The app raised or returned early: 500 if nothing was sent yet, else abort the connection."""
