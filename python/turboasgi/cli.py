@@ -1,0 +1,358 @@
+"""The ``turboasgi`` command line: the options of ``uvicorn``, with the same names and defaults.
+
+Every option can also be set from the environment as ``TURBOASGI_<OPTION>`` (e.g. ``TURBOASGI_PORT``).
+Exit status: 0 clean exit, 2 usage or configuration error, 3 startup failure.
+"""
+
+from __future__ import annotations
+
+import platform
+import ssl
+import sys
+from typing import Any
+
+import click
+
+from turboasgi.config import (
+    HTTP_CHOICES,
+    INTERFACES,
+    LIFESPAN,
+    LOG_LEVELS,
+    LOGGING_CONFIG,
+    LOOP_CHOICES,
+    SSL_PROTOCOL_VERSION,
+    WS_CHOICES,
+    ConfigError,
+)
+
+__all__ = ["main"]
+
+NYS = "[not yet supported]"
+USAGE_ERROR = 2
+
+
+def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    import turboasgi
+
+    click.echo(
+        f"Running turboasgi {turboasgi.__version__} with {platform.python_implementation()} "
+        f"{platform.python_version()} on {platform.system()}"
+    )
+    ctx.exit()
+
+
+def _check_headers(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    for header in value:
+        name, sep, _ = header.partition(":")
+        if not sep or not name.strip():
+            raise click.BadParameter(f'"{header}" is not in "Name:Value" form.')
+    return value
+
+
+def _metavar(choices: list[str]) -> str:
+    return "[" + "|".join(c for c in choices if c != "none") + "]"
+
+
+@click.command(context_settings={"auto_envvar_prefix": "TURBOASGI", "max_content_width": 110})
+@click.argument("app", envvar="TURBOASGI_APP")
+@click.option("--host", type=str, default="127.0.0.1", show_default=True, help="Address to bind to.")
+@click.option(
+    "--port", type=int, default=8000, show_default=True, help="Port to bind to; 0 picks a free port."
+)
+@click.option("--uds", type=str, default=None, help="Listen on this UNIX domain socket path instead.")
+@click.option(
+    "--fd", type=int, default=None, help="Serve an inherited socket with this file descriptor number."
+)
+@click.option("--reload", is_flag=True, default=False, help=f"Restart when source files change. {NYS}")
+@click.option(
+    "--reload-dir",
+    "reload_dirs",
+    multiple=True,
+    type=click.Path(exists=True),
+    help=f"Directory to watch with --reload (repeatable; default: the current directory). {NYS}",
+)
+@click.option(
+    "--reload-include",
+    "reload_includes",
+    multiple=True,
+    help=f"Glob pattern of files to watch with --reload (repeatable; default '*.py'). {NYS}",
+)
+@click.option(
+    "--reload-exclude",
+    "reload_excludes",
+    multiple=True,
+    help="Glob pattern of files to ignore with --reload (repeatable; default '.*, .py[cod], .sw.*, ~*'). "
+    + NYS,
+)
+@click.option(
+    "--reload-delay",
+    type=float,
+    default=0.25,
+    show_default=True,
+    help=f"Seconds between two checks for changed files with --reload. {NYS}",
+)
+@click.option(
+    "--workers",
+    type=int,
+    default=None,
+    help=f"Number of worker processes (default: $WEB_CONCURRENCY, or 1). {NYS} above 1.",
+)
+@click.option(
+    "--threads",
+    type=int,
+    default=None,
+    help=f"Number of event-loop threads in one process (free-threaded Python). {NYS} above 1.",
+)
+@click.option(
+    "--loop",
+    type=str,
+    default="auto",
+    show_default=True,
+    metavar=_metavar(LOOP_CHOICES),
+    help="Event loop: uvloop when installed (auto), asyncio, uvloop, or a 'module:factory' import string.",
+)
+@click.option(
+    "--http",
+    type=str,
+    default="auto",
+    show_default=True,
+    metavar=_metavar(HTTP_CHOICES),
+    help="Accepted for compatibility and ignored: the HTTP parser is turboasgi's own.",
+)
+@click.option("--http2", is_flag=True, default=False, help=f"uvicorn's zttp HTTP/2 switch. {NYS}")
+@click.option(
+    "--ws",
+    type=str,
+    default="auto",
+    show_default=True,
+    metavar=_metavar(WS_CHOICES),
+    help="WebSocket support: auto (on) or none (off). Other implementations are not yet supported.",
+)
+@click.option(
+    "--ws-max-size",
+    type=int,
+    default=16777216,
+    show_default=True,
+    help=f"Largest WebSocket message accepted, in bytes. {NYS} for other values than the default.",
+)
+@click.option(
+    "--ws-max-queue",
+    type=int,
+    default=32,
+    show_default=True,
+    help=f"Incoming WebSocket messages buffered per connection. {NYS} for other values than the default.",
+)
+@click.option(
+    "--ws-ping-interval",
+    type=float,
+    default=20.0,
+    show_default=True,
+    help=f"Seconds between WebSocket keepalive pings. {NYS} for other values than the default.",
+)
+@click.option(
+    "--ws-ping-timeout",
+    type=float,
+    default=20.0,
+    show_default=True,
+    help=f"Seconds to wait for a pong before closing. {NYS} for other values than the default.",
+)
+@click.option(
+    "--ws-per-message-deflate",
+    type=bool,
+    default=True,
+    show_default=True,
+    help=f"Negotiate permessage-deflate compression. {NYS} for false.",
+)
+@click.option(
+    "--lifespan",
+    type=click.Choice(list(LIFESPAN)),
+    default="auto",
+    show_default=True,
+    help="Lifespan events: auto (used when the app supports them), on (required), off.",
+)
+@click.option(
+    "--interface",
+    type=click.Choice(INTERFACES),
+    default="auto",
+    show_default=True,
+    help=f"Application interface: auto-detected, asgi3 or asgi2. wsgi: {NYS}.",
+)
+@click.option(
+    "--env-file",
+    type=click.Path(exists=True),
+    default=None,
+    help="Load environment variables from this file (python-dotenv).",
+)
+@click.option(
+    "--log-config",
+    type=click.Path(exists=True),
+    default=None,
+    help="Logging configuration file: .json or .yaml (dictConfig), anything else (fileConfig, .ini).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(list(LOG_LEVELS)),
+    default=None,
+    help="Log level of the turboasgi loggers. [default: info]",
+)
+@click.option(
+    "--access-log/--no-access-log", default=True, help="Write one access log line per response (stdout)."
+)
+@click.option(
+    "--use-colors/--no-use-colors",
+    default=None,
+    help="Colour the log output (default: when writing to a terminal).",
+)
+@click.option(
+    "--proxy-headers/--no-proxy-headers",
+    default=True,
+    help="Take the client address and scheme from X-Forwarded-For / X-Forwarded-Proto, "
+    "for peers listed in --forwarded-allow-ips. [default: on]",
+)
+@click.option(
+    "--server-header/--no-server-header", default=True, help="Send 'server: turboasgi'. [default: on]"
+)
+@click.option(
+    "--date-header/--no-date-header", default=True, help="Send a 'date' response header. [default: on]"
+)
+@click.option(
+    "--forwarded-allow-ips",
+    type=str,
+    default=None,
+    help="Comma-separated addresses or networks trusted to send proxy headers; '*' trusts all. "
+    "Default: $FORWARDED_ALLOW_IPS, or 127.0.0.1.",
+)
+@click.option(
+    "--root-path",
+    type=str,
+    default="",
+    help="ASGI 'root_path' for an application mounted below a URL prefix.",
+)
+@click.option(
+    "--limit-concurrency",
+    type=int,
+    default=None,
+    help="Answer 503 once this many connections or tasks are in progress.",
+)
+@click.option("--backlog", type=int, default=2048, show_default=True, help="Listen queue length.")
+@click.option(
+    "--limit-max-requests",
+    type=int,
+    default=None,
+    help="Stop the process after serving this many requests.",
+)
+@click.option(
+    "--limit-max-requests-jitter",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Add up to this many requests, at random, to --limit-max-requests.",
+)
+@click.option(
+    "--timeout-keep-alive",
+    type=int,
+    default=5,
+    show_default=True,
+    help="Seconds an idle keep-alive connection stays open.",
+)
+@click.option(
+    "--timeout-graceful-shutdown",
+    type=int,
+    default=None,
+    help="Seconds to wait for in-flight requests at shutdown (default: wait for all).",
+)
+@click.option(
+    "--timeout-worker-healthcheck",
+    type=int,
+    default=5,
+    show_default=True,
+    help="Seconds a worker process may take to answer a health check (with --workers).",
+)
+@click.option("--ssl-keyfile", type=str, default=None, help=f"TLS private key file. {NYS}")
+@click.option("--ssl-certfile", type=str, default=None, help=f"TLS certificate chain file. {NYS}")
+@click.option("--ssl-keyfile-password", type=str, default=None, help=f"Password of the TLS key. {NYS}")
+@click.option(
+    "--ssl-version",
+    type=int,
+    default=int(SSL_PROTOCOL_VERSION),
+    show_default=True,
+    help=f"TLS protocol, as a Python ssl module constant. {NYS}",
+)
+@click.option(
+    "--ssl-cert-reqs",
+    type=int,
+    default=int(ssl.CERT_NONE),
+    show_default=True,
+    help=f"Client certificate requirement, as a Python ssl module constant. {NYS}",
+)
+@click.option("--ssl-ca-certs", type=str, default=None, help=f"CA bundle to verify clients. {NYS}")
+@click.option("--ssl-ciphers", type=str, default=None, help=f"TLS cipher list (OpenSSL syntax). {NYS}")
+@click.option(
+    "--header",
+    "headers",
+    multiple=True,
+    callback=_check_headers,
+    help="Extra default response header as 'Name:Value' (repeatable).",
+)
+@click.option(
+    "--version",
+    is_flag=True,
+    callback=_print_version,
+    expose_value=False,
+    is_eager=True,
+    help="Show the turboasgi and Python versions and exit.",
+)
+@click.option(
+    "--app-dir",
+    default="",
+    show_default=True,
+    help="Directory put first on sys.path before importing APP (default: the current directory).",
+)
+@click.option(
+    "--h11-max-incomplete-event-size",
+    "h11_max_incomplete_event_size",
+    type=int,
+    default=None,
+    help="Largest request head (request line and headers) accepted, in bytes. [default: 65536]",
+)
+@click.option(
+    "--reset-contextvars",
+    is_flag=True,
+    default=False,
+    help=f"Run each request in an empty contextvars context. {NYS}",
+)
+@click.option(
+    "--factory",
+    is_flag=True,
+    default=False,
+    help="APP names a callable returning the ASGI application.",
+)
+def main(app: str, **options: Any) -> None:
+    """Serve the ASGI application APP, given as 'module:attribute'."""
+    headers: tuple[str, ...] = options.pop("headers")
+    log_config = options.pop("log_config")
+    reload_dirs = options.pop("reload_dirs")
+    reload_includes = options.pop("reload_includes")
+    reload_excludes = options.pop("reload_excludes")
+
+    import turboasgi
+
+    try:
+        turboasgi.run(
+            app,
+            headers=[tuple(h.split(":", 1)) for h in headers],
+            log_config=LOGGING_CONFIG if log_config is None else log_config,
+            reload_dirs=list(reload_dirs) or None,
+            reload_includes=list(reload_includes) or None,
+            reload_excludes=list(reload_excludes) or None,
+            **options,
+        )
+    except ConfigError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(USAGE_ERROR)
+
+
+if __name__ == "__main__":
+    main()
