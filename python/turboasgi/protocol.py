@@ -1,0 +1,77 @@
+"""The per-request coroutine the Rust core starts as an asyncio Task for every HTTP request."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from turboasgi._core import ClientDisconnected
+
+if TYPE_CHECKING:
+    from turboasgi._core import HttpTransport
+
+logger = logging.getLogger("turboasgi.error")
+access_logger = logging.getLogger("turboasgi.access")
+
+ASGIApp = Any
+
+
+def _client_addr(scope: dict[str, Any]) -> str:
+    client = scope.get("client")
+    if not client:
+        return ""
+    return f"{client[0]}:{client[1]}"
+
+
+def _path_with_query(scope: dict[str, Any]) -> str:
+    path = quote(scope.get("root_path", "") + scope["path"])
+    query = scope["query_string"]
+    return f"{path}?{query.decode('ascii', 'replace')}" if query else path
+
+
+class HttpRunner:
+    """Runs the app for one request and turns whatever goes wrong into the right wire outcome."""
+
+    def __init__(self, app: ASGIApp, *, access_log: bool) -> None:
+        self.app = app
+        self.access_log = access_log
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def __call__(self, scope: dict[str, Any], transport: HttpTransport) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self.tasks.add(task)
+        try:
+            await self.app(scope, transport.receive, transport.send)
+        except ClientDisconnected:
+            # spec G7: the client went away; the app merely did not catch our error
+            transport.fail()
+        except asyncio.CancelledError:
+            transport.fail()
+            raise
+        except BaseException as exc:
+            logger.error("Exception in ASGI application\n", exc_info=exc)
+            transport.fail()
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            if not transport.response_complete:
+                if transport.response_started:
+                    logger.error("ASGI callable returned without completing response.")
+                else:
+                    logger.error("ASGI callable returned without starting response.")
+                transport.fail()
+        finally:
+            if task is not None:
+                self.tasks.discard(task)
+            if self.access_log and transport.status is not None:
+                access_logger.info(
+                    '%s - "%s %s HTTP/%s" %d',
+                    _client_addr(scope),
+                    scope["method"],
+                    _path_with_query(scope),
+                    scope["http_version"],
+                    transport.status,
+                )

@@ -1,0 +1,103 @@
+//! Response bodies handed to hyper: one complete buffer, or a bounded stream fed by `send()`.
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+use tokio::sync::mpsc;
+
+use super::http::RequestShared;
+
+/// The app failed mid-response: hyper must abort the connection rather than end the body cleanly.
+#[derive(Debug)]
+pub struct BodyAborted;
+
+impl fmt::Display for BodyAborted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("response body aborted by the application")
+    }
+}
+
+impl std::error::Error for BodyAborted {}
+
+/// Marks the request as finished for the connection (keep-alive timer, concurrency limit) and, if
+/// the response did not complete, as disconnected for the app.
+pub struct RequestGuard {
+    shared: Option<Arc<RequestShared>>,
+}
+
+impl RequestGuard {
+    pub fn new(shared: Arc<RequestShared>) -> Self {
+        RequestGuard {
+            shared: Some(shared),
+        }
+    }
+
+    /// The streamed body took over: its own guard reports the end.
+    pub fn disarm(mut self) {
+        self.shared = None;
+    }
+
+    fn finished_cleanly(&self) -> bool {
+        self.shared
+            .as_ref()
+            .is_some_and(|s| s.finished_cleanly.load(Ordering::Acquire))
+    }
+}
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.take() {
+            shared.finish_on_wire();
+        }
+    }
+}
+
+pub enum ResponseBody {
+    Full(Option<Bytes>),
+    Stream {
+        rx: mpsc::Receiver<Bytes>,
+        guard: RequestGuard,
+    },
+}
+
+impl http_body::Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BodyAborted;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyAborted>>> {
+        match self.get_mut() {
+            ResponseBody::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            ResponseBody::Stream { rx, guard } => match rx.poll_recv(cx) {
+                Poll::Ready(Some(chunk)) => Poll::Ready(Some(Ok(Frame::data(chunk)))),
+                Poll::Ready(None) => {
+                    if guard.finished_cleanly() {
+                        Poll::Ready(None)
+                    } else {
+                        Poll::Ready(Some(Err(BodyAborted)))
+                    }
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, ResponseBody::Full(None))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ResponseBody::Full(Some(d)) => SizeHint::with_exact(d.len() as u64),
+            ResponseBody::Full(None) => SizeHint::with_exact(0),
+            ResponseBody::Stream { .. } => SizeHint::default(),
+        }
+    }
+}

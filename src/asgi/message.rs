@@ -1,0 +1,181 @@
+//! Validation of the messages an app passes to `send()`: every error names the message type and
+//! the field, and nothing the app sends can reach hyper unchecked (spec G5).
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyInt, PyString};
+
+pub enum HttpSend {
+    Start {
+        status: u16,
+        headers: Vec<(HeaderName, HeaderValue)>,
+    },
+    Body {
+        body: Bytes,
+        more_body: bool,
+    },
+}
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".to_string())
+}
+
+pub fn message_dict<'py>(message: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+    message.cast::<PyDict>().cloned().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "ASGI message must be a dict, got {}",
+            type_name(message)
+        ))
+    })
+}
+
+pub fn message_type(dict: &Bound<'_, PyDict>) -> PyResult<String> {
+    let py = dict.py();
+    match dict.get_item(intern!(py, "type"))? {
+        Some(t) => match t.cast::<PyString>() {
+            Ok(s) => Ok(s.to_str()?.to_owned()),
+            Err(_) => Err(PyTypeError::new_err(format!(
+                "ASGI message 'type' must be a str, got {}",
+                type_name(&t)
+            ))),
+        },
+        None => Err(PyTypeError::new_err("ASGI message is missing the 'type' key")),
+    }
+}
+
+/// Reads `body`-like bytes: bytes or bytearray, nothing else (a str body is an app bug).
+pub fn bytes_field(
+    dict: &Bound<'_, PyDict>,
+    key: &Bound<'_, PyString>,
+    what: &str,
+) -> PyResult<Option<Bytes>> {
+    match dict.get_item(key)? {
+        None => Ok(None),
+        Some(v) if v.is_none() => Ok(None),
+        Some(v) => {
+            if let Ok(b) = v.cast::<PyBytes>() {
+                Ok(Some(Bytes::copy_from_slice(b.as_bytes())))
+            } else if let Ok(b) = v.cast::<PyByteArray>() {
+                Ok(Some(Bytes::from(b.to_vec())))
+            } else {
+                Err(PyTypeError::new_err(format!(
+                    "{what} '{}' must be bytes, got {}",
+                    key.to_str()?,
+                    type_name(&v)
+                )))
+            }
+        }
+    }
+}
+
+pub fn bool_field(dict: &Bound<'_, PyDict>, key: &Bound<'_, PyString>) -> PyResult<bool> {
+    match dict.get_item(key)? {
+        None => Ok(false),
+        Some(v) => v.is_truthy(),
+    }
+}
+
+fn header_pairs(
+    headers: &Bound<'_, PyAny>,
+    what: &str,
+) -> PyResult<Vec<(HeaderName, HeaderValue)>> {
+    let mut out = Vec::new();
+    let iter = headers.try_iter().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "{what} 'headers' must be an iterable of (bytes, bytes) pairs, got {}",
+            type_name(headers)
+        ))
+    })?;
+    for (index, item) in iter.enumerate() {
+        let item = item?;
+        let pair_err = || {
+            PyTypeError::new_err(format!(
+                "{what} 'headers' item {index} must be a (bytes, bytes) pair, got {}",
+                type_name(&item)
+            ))
+        };
+        let mut parts = item.try_iter().map_err(|_| pair_err())?;
+        let name = parts.next().ok_or_else(pair_err)??;
+        let value = parts.next().ok_or_else(pair_err)??;
+        if parts.next().is_some() {
+            return Err(pair_err());
+        }
+        let name = name.cast::<PyBytes>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "{what} 'headers' item {index}: header name must be bytes, got {}",
+                type_name(&name)
+            ))
+        })?;
+        let value = value.cast::<PyBytes>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "{what} 'headers' item {index}: header value must be bytes, got {}",
+                type_name(&value)
+            ))
+        })?;
+        let name_bytes = name.as_bytes();
+        let header_name = HeaderName::from_bytes(name_bytes).map_err(|_| {
+            PyValueError::new_err(format!(
+                "{what} 'headers' item {index}: invalid header name {:?}",
+                String::from_utf8_lossy(name_bytes)
+            ))
+        })?;
+        let header_value = HeaderValue::from_bytes(value.as_bytes()).map_err(|_| {
+            PyValueError::new_err(format!(
+                "{what} 'headers' item {index}: invalid value for header {:?} (control characters are not allowed)",
+                header_name.as_str()
+            ))
+        })?;
+        out.push((header_name, header_value));
+    }
+    Ok(out)
+}
+
+pub fn parse_http_send(message: &Bound<'_, PyAny>) -> PyResult<HttpSend> {
+    let py = message.py();
+    let dict = message_dict(message)?;
+    let kind = message_type(&dict)?;
+    match kind.as_str() {
+        "http.response.start" => {
+            let what = "http.response.start";
+            let status = dict
+                .get_item(intern!(py, "status"))?
+                .ok_or_else(|| PyTypeError::new_err(format!("{what} is missing the 'status' key")))?;
+            let status_int = status.cast::<PyInt>().map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "{what} 'status' must be an int, got {}",
+                    type_name(&status)
+                ))
+            })?;
+            let value: i64 = status_int.extract().unwrap_or(-1);
+            if !(100..=999).contains(&value) {
+                return Err(PyValueError::new_err(format!(
+                    "{what} 'status' must be between 100 and 999, got {}",
+                    status_int
+                )));
+            }
+            let headers = match dict.get_item(intern!(py, "headers"))? {
+                Some(h) if !h.is_none() => header_pairs(&h, what)?,
+                _ => Vec::new(),
+            };
+            Ok(HttpSend::Start {
+                status: value as u16,
+                headers,
+            })
+        }
+        "http.response.body" => {
+            let body = bytes_field(&dict, intern!(py, "body"), "http.response.body")?
+                .unwrap_or_default();
+            let more_body = bool_field(&dict, intern!(py, "more_body"))?;
+            Ok(HttpSend::Body { body, more_body })
+        }
+        other => Err(PyRuntimeError::new_err(format!(
+            "Unexpected ASGI message type '{other}' for an HTTP connection"
+        ))),
+    }
+}

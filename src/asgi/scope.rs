@@ -1,0 +1,145 @@
+//! Builds the HTTP scope dict on the loop thread, from interned keys (spec H1).
+
+use std::borrow::Cow;
+
+use http::{Method, Version};
+use percent_encoding::percent_decode;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+
+use crate::config::Settings;
+use crate::server::conn::ConnInfo;
+
+pub const SPEC_VERSION: &str = "2.4";
+
+fn method_str(method: &Method) -> &str {
+    method.as_str()
+}
+
+fn http_version(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_10 | Version::HTTP_09 => "1.0",
+        Version::HTTP_2 => "2",
+        _ => "1.1",
+    }
+}
+
+/// `(scheme, client)` after `X-Forwarded-Proto`/`X-Forwarded-For` from a trusted peer.
+fn proxied<'a>(
+    parts: &'a http::request::Parts,
+    conn: &'a ConnInfo,
+    settings: &Settings,
+) -> (Cow<'a, str>, Option<(Cow<'a, str>, u16)>) {
+    let direct = conn
+        .client
+        .as_ref()
+        .map(|(h, p)| (Cow::Borrowed(h.as_str()), *p));
+    let scheme = Cow::Borrowed("http");
+    if !settings.proxy_headers || !settings.is_trusted(conn.client_ip.as_ref()) {
+        return (scheme, direct);
+    }
+    let mut scheme = scheme;
+    if let Some(proto) = parts
+        .headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+    {
+        let proto = proto.rsplit(',').next().unwrap_or("").trim().to_ascii_lowercase();
+        if matches!(proto.as_str(), "http" | "https" | "ws" | "wss") {
+            scheme = Cow::Owned(if proto.starts_with("ws") {
+                if proto == "wss" { "https".into() } else { "http".into() }
+            } else {
+                proto
+            });
+        }
+    }
+    let mut client = direct;
+    let forwarded: Vec<&str> = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    if !forwarded.is_empty() {
+        // Walk right to left: the first address not of a trusted proxy is the client.
+        let mut chosen = forwarded[0];
+        for hop in forwarded.iter().rev() {
+            chosen = hop;
+            match hop.parse::<std::net::IpAddr>() {
+                Ok(ip) if settings.is_trusted(Some(&ip)) => continue,
+                _ => break,
+            }
+        }
+        client = Some((Cow::Owned(chosen.to_string()), 0));
+    }
+    (scheme, client)
+}
+
+pub fn build_scope<'py>(
+    py: Python<'py>,
+    parts: &http::request::Parts,
+    conn: &ConnInfo,
+    settings: &Settings,
+    state: &Bound<'py, PyDict>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let scope = PyDict::new(py);
+    let asgi = PyDict::new(py);
+    asgi.set_item(intern!(py, "version"), intern!(py, "3.0"))?;
+    asgi.set_item(intern!(py, "spec_version"), intern!(py, SPEC_VERSION))?;
+
+    let uri = &parts.uri;
+    let raw_path: &[u8] = if parts.method == Method::CONNECT {
+        uri.authority().map(|a| a.as_str().as_bytes()).unwrap_or(b"")
+    } else if uri == "*" {
+        b"*"
+    } else {
+        uri.path().as_bytes()
+    };
+    let decoded = percent_decode(raw_path).decode_utf8_lossy();
+    let path = if settings.root_path.is_empty() {
+        PyString::new(py, &decoded)
+    } else {
+        PyString::new(py, &format!("{}{}", settings.root_path, decoded))
+    };
+    let query = uri.query().unwrap_or("").as_bytes();
+
+    let headers = PyList::empty(py);
+    for (name, value) in parts.headers.iter() {
+        let pair = PyTuple::new(
+            py,
+            [
+                PyBytes::new(py, name.as_str().as_bytes()),
+                PyBytes::new(py, value.as_bytes()),
+            ],
+        )?;
+        headers.append(pair)?;
+    }
+
+    let (scheme, client) = proxied(parts, conn, settings);
+    scope.set_item(intern!(py, "type"), intern!(py, "http"))?;
+    scope.set_item(intern!(py, "asgi"), asgi)?;
+    scope.set_item(intern!(py, "http_version"), http_version(parts.version))?;
+    scope.set_item(intern!(py, "method"), method_str(&parts.method))?;
+    scope.set_item(intern!(py, "scheme"), scheme.as_ref())?;
+    scope.set_item(intern!(py, "path"), path)?;
+    scope.set_item(intern!(py, "raw_path"), PyBytes::new(py, raw_path))?;
+    scope.set_item(intern!(py, "query_string"), PyBytes::new(py, query))?;
+    scope.set_item(intern!(py, "root_path"), settings.root_path.as_str())?;
+    scope.set_item(intern!(py, "headers"), headers)?;
+    match client {
+        Some((host, port)) => scope.set_item(intern!(py, "client"), (host.as_ref(), port))?,
+        None => scope.set_item(intern!(py, "client"), py.None())?,
+    }
+    match &conn.server {
+        Some((host, Some(port))) => scope.set_item(intern!(py, "server"), (host.as_str(), *port))?,
+        Some((path, None)) => scope.set_item(intern!(py, "server"), (path.as_str(), py.None()))?,
+        None => scope.set_item(intern!(py, "server"), py.None())?,
+    }
+    scope.set_item(intern!(py, "state"), state.copy()?)?;
+    scope.set_item(intern!(py, "extensions"), PyDict::new(py))?;
+    Ok(scope)
+}

@@ -1,0 +1,56 @@
+//! An awaitable that is already complete: `await` returns its value without a trip through the
+//! event loop. Used when `send()` fits the channel or `receive()` has buffered data.
+
+use pyo3::exceptions::PyStopIteration;
+use pyo3::prelude::*;
+use std::sync::Mutex;
+
+#[pyclass(module = "turboasgi._core", frozen)]
+pub struct Done {
+    value: Mutex<Option<Py<PyAny>>>,
+}
+
+impl Done {
+    pub fn new(value: Py<PyAny>) -> Self {
+        Done {
+            value: Mutex::new(Some(value)),
+        }
+    }
+
+    pub fn none(py: Python<'_>) -> Self {
+        Done::new(py.None())
+    }
+}
+
+#[pymethods]
+impl Done {
+    fn __await__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let value = match self.value.lock() {
+            Ok(mut v) => v.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        Err(PyStopIteration::new_err((value.unwrap_or_else(|| py.None()),)))
+    }
+
+    fn send(&self, py: Python<'_>, _value: Py<PyAny>) -> PyResult<Py<PyAny>> {
+        self.__next__(py)
+    }
+
+    #[pyo3(signature = (exc, *_args))]
+    fn throw(&self, exc: Bound<'_, PyAny>, _args: Bound<'_, pyo3::types::PyTuple>) -> PyResult<Py<PyAny>> {
+        if let Ok(e) = exc.cast::<pyo3::exceptions::PyBaseException>() {
+            return Err(PyErr::from_value(e.clone().into_any()));
+        }
+        Err(PyErr::from_value(exc.call0()?))
+    }
+
+    fn close(&self) {}
+}

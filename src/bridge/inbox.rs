@@ -1,0 +1,88 @@
+//! One inbox per asyncio loop: tokio threads push events without touching Python, the loop thread
+//! drains them in batches after a single eventfd wakeup.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use pyo3::prelude::*;
+
+use crate::asgi::http::{RequestCtx, RequestShared};
+
+/// What a tokio thread hands to a loop thread.
+pub enum Event {
+    /// A new request: build its scope and start the app's Task.
+    Request(Box<RequestCtx>),
+    /// Body bytes, end of body or a disconnect arrived: resolve waiting `receive()` futures.
+    Wake(Arc<RequestShared>),
+    /// A `send()` that had to wait for the client finished: resolve its future.
+    SendDone { future: Py<PyAny>, delivered: bool },
+}
+
+pub struct Inbox {
+    queue: Mutex<VecDeque<Event>>,
+    /// True while a wakeup is written and not yet consumed: pushes in between skip the syscall.
+    armed: AtomicBool,
+    event_fd: OwnedFd,
+}
+
+impl Inbox {
+    pub fn new() -> io::Result<Arc<Self>> {
+        // SAFETY: eventfd has no memory-safety preconditions; the result is checked below.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd is a fresh descriptor owned by nobody else.
+        let event_fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Arc::new(Inbox {
+            queue: Mutex::new(VecDeque::with_capacity(64)),
+            armed: AtomicBool::new(false),
+            event_fd,
+        }))
+    }
+
+    pub fn fileno(&self) -> i32 {
+        self.event_fd.as_raw_fd()
+    }
+
+    pub fn push(&self, event: Event) {
+        match self.queue.lock() {
+            Ok(mut q) => q.push_back(event),
+            Err(poisoned) => poisoned.into_inner().push_back(event),
+        }
+        if !self.armed.swap(true, Ordering::AcqRel) {
+            let one: u64 = 1;
+            // SAFETY: writing 8 bytes from a valid u64 to an eventfd we own.
+            unsafe {
+                libc::write(
+                    self.event_fd.as_raw_fd(),
+                    &one as *const u64 as *const libc::c_void,
+                    8,
+                );
+            }
+        }
+    }
+
+    /// Takes every queued event. Clears the wakeup first so that a push racing with the drain
+    /// writes a fresh one rather than being lost.
+    pub fn take_all(&self, into: &mut VecDeque<Event>) {
+        let mut counter: u64 = 0;
+        // SAFETY: reading 8 bytes into a valid u64 from an eventfd we own (non-blocking).
+        unsafe {
+            libc::read(
+                self.event_fd.as_raw_fd(),
+                &mut counter as *mut u64 as *mut libc::c_void,
+                8,
+            );
+        }
+        self.armed.store(false, Ordering::Release);
+        let mut q = match self.queue.lock() {
+            Ok(q) => q,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        std::mem::swap(&mut *q, into);
+    }
+}

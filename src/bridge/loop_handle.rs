@@ -1,0 +1,138 @@
+//! The loop-thread end of an inbox: `drain()` runs as the asyncio reader callback of the eventfd,
+//! builds scopes and starts one Task per request.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use super::inbox::{Event, Inbox};
+use crate::asgi::http::{HttpTransport, RequestCtx};
+use crate::asgi::scope::build_scope;
+use crate::errors::ClientDisconnected;
+use crate::server::conn::close_after;
+use crate::server::Shared;
+
+pub struct LoopEntry {
+    inbox: Arc<Inbox>,
+    handler: Py<PyAny>,
+    create_task: Py<PyAny>,
+    create_future: Py<PyAny>,
+    state: Py<PyDict>,
+    server: Arc<Shared>,
+    /// Reused between drains so a busy loop does not allocate a queue per wakeup.
+    batch: Mutex<VecDeque<Event>>,
+}
+
+impl LoopEntry {
+    pub fn new(
+        event_loop: &Bound<'_, PyAny>,
+        handler: Bound<'_, PyAny>,
+        state: Bound<'_, PyDict>,
+        inbox: Arc<Inbox>,
+        server: Arc<Shared>,
+    ) -> PyResult<Arc<Self>> {
+        let py = event_loop.py();
+        Ok(Arc::new(LoopEntry {
+            inbox,
+            handler: handler.unbind(),
+            create_task: event_loop.getattr(intern!(py, "create_task"))?.unbind(),
+            create_future: event_loop.getattr(intern!(py, "create_future"))?.unbind(),
+            state: state.unbind(),
+            server,
+            batch: Mutex::new(VecDeque::with_capacity(64)),
+        }))
+    }
+
+    fn start_request(&self, py: Python<'_>, ctx: RequestCtx) -> PyResult<()> {
+        let RequestCtx {
+            parts,
+            shared,
+            respond,
+        } = ctx;
+        let scope = build_scope(
+            py,
+            &parts,
+            &shared.conn,
+            &self.server.settings,
+            self.state.bind(py),
+        )?;
+        let transport = HttpTransport::new(
+            shared,
+            respond,
+            self.create_future.clone_ref(py),
+            close_after(parts.version),
+        );
+        let coro = self.handler.bind(py).call1((scope, transport))?;
+        self.create_task.bind(py).call1((coro,))?;
+        Ok(())
+    }
+
+    fn handle(&self, py: Python<'_>, event: Event) -> PyResult<()> {
+        match event {
+            Event::Request(ctx) => self.start_request(py, *ctx),
+            Event::Wake(shared) => shared.wake_waiters(py),
+            Event::SendDone { future, delivered } => {
+                let fut = future.bind(py);
+                if fut.call_method0(intern!(py, "done"))?.is_truthy()? {
+                    return Ok(());
+                }
+                if delivered {
+                    fut.call_method1(intern!(py, "set_result"), (py.None(),))?;
+                } else {
+                    let exc = ClientDisconnected::new_err("client disconnected");
+                    fut.call_method1(intern!(py, "set_exception"), (exc.into_value(py),))?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+#[pyclass(module = "turboasgi._core", frozen)]
+pub struct LoopHandle {
+    entry: Arc<LoopEntry>,
+}
+
+impl LoopHandle {
+    pub fn new(entry: Arc<LoopEntry>) -> Self {
+        LoopHandle { entry }
+    }
+}
+
+#[pymethods]
+impl LoopHandle {
+    fn fileno(&self) -> i32 {
+        self.entry.inbox.fileno()
+    }
+
+    fn drain(&self, py: Python<'_>) {
+        let mut batch = match self.entry.batch.lock() {
+            Ok(b) => b,
+            Err(p) => p.into_inner(),
+        };
+        self.entry.inbox.take_all(&mut batch);
+        while let Some(event) = batch.pop_front() {
+            if let Err(err) = self.entry.handle(py, event) {
+                report(py, err);
+            }
+        }
+    }
+}
+
+/// An error inside drain must not escape into the loop's reader callback: report it instead.
+fn report(py: Python<'_>, err: PyErr) {
+    let logged = py
+        .import("logging")
+        .and_then(|l| l.call_method1("getLogger", ("turboasgi.error",)))
+        .and_then(|logger| {
+            let kwargs = PyDict::new(py);
+            kwargs.set_item("exc_info", err.clone_ref(py).into_value(py))?;
+            logger.call_method("error", ("Internal error while dispatching a request",), Some(&kwargs))
+        });
+    if logged.is_err() {
+        err.print(py);
+    }
+}

@@ -1,0 +1,5 @@
+//! The crossing between tokio threads and asyncio loop threads.
+
+pub mod awaitable;
+pub mod inbox;
+pub mod loop_handle;

@@ -1,0 +1,184 @@
+//! Settings of the network side, handed over once from Python's `Config`.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+/// A trusted-proxy entry of `--forwarded-allow-ips`.
+#[derive(Clone, Debug)]
+pub enum TrustedProxy {
+    Any,
+    Net { addr: IpAddr, prefix: u8 },
+    UnixSocket,
+}
+
+impl TrustedProxy {
+    pub fn parse(text: &str) -> Option<TrustedProxy> {
+        let text = text.trim();
+        if text == "*" {
+            return Some(TrustedProxy::Any);
+        }
+        if text == "unix:" {
+            return Some(TrustedProxy::UnixSocket);
+        }
+        let (addr, prefix) = match text.split_once('/') {
+            Some((a, p)) => (a.parse::<IpAddr>().ok()?, p.parse::<u8>().ok()?),
+            None => {
+                let a = text.parse::<IpAddr>().ok()?;
+                (a, if a.is_ipv4() { 32 } else { 128 })
+            }
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        (prefix <= max).then_some(TrustedProxy::Net { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: &IpAddr) -> bool {
+        match (self, ip) {
+            (TrustedProxy::Any, _) => true,
+            (TrustedProxy::UnixSocket, _) => false,
+            (TrustedProxy::Net { addr: IpAddr::V4(net), prefix }, IpAddr::V4(ip)) => {
+                let mask = if *prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
+                u32::from(*net) & mask == u32::from(*ip) & mask
+            }
+            (TrustedProxy::Net { addr: IpAddr::V6(net), prefix }, IpAddr::V6(ip)) => {
+                let mask = if *prefix == 0 { 0 } else { u128::MAX << (128 - prefix) };
+                u128::from(*net) & mask == u128::from(*ip) & mask
+            }
+            (TrustedProxy::Net { .. }, IpAddr::V6(v6)) => v6
+                .to_ipv4_mapped()
+                .is_some_and(|v4| self.contains(&IpAddr::V4(v4))),
+            (TrustedProxy::Net { .. }, IpAddr::V4(_)) => false,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub root_path: String,
+    pub server_header: bool,
+    pub date_header: bool,
+    pub default_headers: Vec<(HeaderName, HeaderValue)>,
+    pub timeout_keep_alive: Duration,
+    pub limit_concurrency: Option<usize>,
+    pub proxy_headers: bool,
+    pub trusted_proxies: Vec<TrustedProxy>,
+    pub max_header_bytes: usize,
+    pub tokio_threads: usize,
+}
+
+impl Settings {
+    pub fn is_trusted(&self, ip: Option<&IpAddr>) -> bool {
+        match ip {
+            Some(ip) => self.trusted_proxies.iter().any(|t| t.contains(ip)),
+            None => self
+                .trusted_proxies
+                .iter()
+                .any(|t| matches!(t, TrustedProxy::Any | TrustedProxy::UnixSocket)),
+        }
+    }
+}
+
+#[pyclass(module = "turboasgi._core", frozen)]
+pub struct CoreConfig {
+    pub settings: Settings,
+}
+
+#[pymethods]
+impl CoreConfig {
+    #[new]
+    #[pyo3(signature = (*, root_path = String::new(), server_header = true, date_header = true,
+        default_headers = Vec::new(), timeout_keep_alive = 5.0, limit_concurrency = None,
+        proxy_headers = true, forwarded_allow_ips = vec!["127.0.0.1".to_string()],
+        max_header_bytes = 65536, tokio_threads = 1, ws_enabled = false))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        root_path: String,
+        server_header: bool,
+        date_header: bool,
+        default_headers: Vec<(Vec<u8>, Vec<u8>)>,
+        timeout_keep_alive: f64,
+        limit_concurrency: Option<usize>,
+        proxy_headers: bool,
+        forwarded_allow_ips: Vec<String>,
+        max_header_bytes: usize,
+        tokio_threads: usize,
+        ws_enabled: bool,
+    ) -> PyResult<Self> {
+        let _ = ws_enabled;
+        let mut headers = Vec::with_capacity(default_headers.len());
+        for (name, value) in default_headers {
+            let n = HeaderName::from_bytes(&name).map_err(|_| {
+                PyValueError::new_err(format!(
+                    "default_headers: invalid header name {:?}",
+                    String::from_utf8_lossy(&name)
+                ))
+            })?;
+            let v = HeaderValue::from_maybe_shared(Bytes::from(value.clone())).map_err(|_| {
+                PyValueError::new_err(format!(
+                    "default_headers: invalid value for header {:?}",
+                    n.as_str()
+                ))
+            })?;
+            headers.push((n, v));
+        }
+        let mut trusted = Vec::new();
+        for entry in forwarded_allow_ips.iter().flat_map(|s| s.split(',')) {
+            if entry.trim().is_empty() {
+                continue;
+            }
+            match TrustedProxy::parse(entry) {
+                Some(t) => trusted.push(t),
+                None => {
+                    return Err(PyValueError::new_err(format!(
+                        "forwarded_allow_ips: {entry:?} is not an IP address, network or '*'"
+                    )))
+                }
+            }
+        }
+        if !timeout_keep_alive.is_finite() || timeout_keep_alive < 0.0 {
+            return Err(PyValueError::new_err(
+                "timeout_keep_alive must be a non-negative number of seconds",
+            ));
+        }
+        if limit_concurrency == Some(0) {
+            return Err(PyValueError::new_err("limit_concurrency must be at least 1"));
+        }
+        Ok(CoreConfig {
+            settings: Settings {
+                root_path,
+                server_header,
+                date_header,
+                default_headers: headers,
+                timeout_keep_alive: Duration::from_secs_f64(timeout_keep_alive),
+                limit_concurrency,
+                proxy_headers,
+                trusted_proxies: trusted,
+                max_header_bytes: max_header_bytes.max(8192),
+                tokio_threads: tokio_threads.max(1),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trusted_networks_match() {
+        let net = TrustedProxy::parse("10.0.0.0/8").unwrap();
+        assert!(net.contains(&"10.1.2.3".parse().unwrap()));
+        assert!(!net.contains(&"11.1.2.3".parse().unwrap()));
+        assert!(net.contains(&"::ffff:10.0.0.1".parse().unwrap()));
+        let one = TrustedProxy::parse("127.0.0.1").unwrap();
+        assert!(one.contains(&"127.0.0.1".parse().unwrap()));
+        assert!(!one.contains(&"127.0.0.2".parse().unwrap()));
+        assert!(TrustedProxy::parse("*").unwrap().contains(&"::1".parse().unwrap()));
+        assert!(TrustedProxy::parse("nonsense").is_none());
+        assert!(TrustedProxy::parse("10.0.0.0/40").is_none());
+    }
+}

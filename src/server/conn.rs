@@ -1,0 +1,181 @@
+//! One client connection: hyper's HTTP/1.1 state machine, the keep-alive timer, graceful and
+//! forced shutdown, and the service that hands each request to its loop's inbox.
+
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response, Version};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{oneshot, watch, Notify};
+
+use super::responses;
+use super::{ShutdownStage, Shared};
+use crate::asgi::body::{RequestGuard, ResponseBody};
+use crate::asgi::http::{RequestCtx, RequestShared};
+use crate::bridge::inbox::{Event, Inbox};
+
+/// Headers that take longer than this to arrive close the connection (slow-client protection).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct ConnInfo {
+    pub client: Option<(String, u16)>,
+    pub client_ip: Option<IpAddr>,
+    /// `(host, Some(port))` for TCP, `(unix_path, None)` for a unix socket.
+    pub server: Option<(String, Option<u16>)>,
+    pub inbox: Arc<Inbox>,
+    in_flight: AtomicUsize,
+    activity: Notify,
+}
+
+impl ConnInfo {
+    pub fn new(
+        client: Option<(String, u16)>,
+        client_ip: Option<IpAddr>,
+        server: Option<(String, Option<u16>)>,
+        inbox: Arc<Inbox>,
+    ) -> Self {
+        ConnInfo {
+            client,
+            client_ip,
+            server,
+            inbox,
+            in_flight: AtomicUsize::new(0),
+            activity: Notify::new(),
+        }
+    }
+
+    fn request_started(&self) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.activity.notify_waiters();
+    }
+
+    pub fn request_finished(&self) {
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.activity.notify_waiters();
+    }
+
+    /// Resolves once the connection has had no request in flight for `timeout`.
+    async fn idle_for(&self, timeout: Duration) {
+        loop {
+            let notified = self.activity.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.in_flight.load(Ordering::Acquire) > 0 {
+                notified.await;
+                continue;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(timeout) => return,
+                _ = notified => continue,
+            }
+        }
+    }
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    conn: Arc<ConnInfo>,
+    server: Arc<Shared>,
+) -> Result<Response<ResponseBody>, Infallible> {
+    let settings = &server.settings;
+    if super::validate::reject_reason(&req).is_some() {
+        return Ok(responses::bad_request(settings));
+    }
+    if !server.try_start_request() {
+        server.log_warning("Exceeded concurrency limit.");
+        return Ok(responses::service_unavailable(settings));
+    }
+    conn.request_started();
+    let (parts, body) = req.into_parts();
+    let has_body = !hyper::body::Body::is_end_stream(&body);
+    let shared = RequestShared::new(
+        body,
+        conn.inbox.clone(),
+        server.clone(),
+        conn.clone(),
+        has_body,
+    );
+    let guard = RequestGuard::new(shared.clone());
+    let (respond, response) = oneshot::channel();
+    conn.inbox.push(Event::Request(Box::new(RequestCtx {
+        parts,
+        shared: shared.clone(),
+        respond,
+    })));
+    tokio::select! {
+        biased;
+        outcome = response => match outcome {
+            Ok(response) => {
+                if matches!(response.body(), ResponseBody::Stream { .. }) {
+                    guard.disarm();
+                }
+                Ok(response)
+            }
+            Err(_) => Ok(responses::internal_error(settings)),
+        },
+        _ = shared.body_failed.notified() => Ok(responses::bad_request(settings)),
+    }
+}
+
+pub async fn serve<IO>(
+    io: IO,
+    conn: Arc<ConnInfo>,
+    server: Arc<Shared>,
+    mut shutdown: watch::Receiver<ShutdownStage>,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let _count = server.connection_opened();
+    let settings = &server.settings;
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        .half_close(false)
+        .max_buf_size(settings.max_header_bytes.max(8192) + 8192)
+        .max_header_size(settings.max_header_bytes)
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .auto_date_header(settings.date_header)
+        .pipeline_flush(true);
+    let svc_conn = conn.clone();
+    let svc_server = server.clone();
+    let service = service_fn(move |req| handle(req, svc_conn.clone(), svc_server.clone()));
+    let connection = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    let keep_alive = settings.timeout_keep_alive;
+    let mut closing = false;
+    loop {
+        let stage = *shutdown.borrow();
+        if stage == ShutdownStage::Force {
+            return; // dropping the connection closes the socket
+        }
+        if stage == ShutdownStage::Graceful && !closing {
+            closing = true;
+            connection.as_mut().graceful_shutdown();
+        }
+        tokio::select! {
+            _ = connection.as_mut() => return,
+            changed = shutdown.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            _ = conn.idle_for(keep_alive), if !closing => {
+                closing = true;
+                connection.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
+
+/// Whether a response to this request must close the connection (HTTP/1.0 never keeps it open).
+pub fn close_after(version: Version) -> bool {
+    version == Version::HTTP_10 || version == Version::HTTP_09
+}

@@ -1,0 +1,225 @@
+//! The network side: listeners, connections, shutdown, and the Python-facing `ServerCore`.
+
+pub mod conn;
+pub mod listener;
+pub mod responses;
+pub mod validate;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::Duration;
+
+use pyo3::exceptions::{PyOSError, PyRuntimeError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use tokio::runtime::Runtime;
+use tokio::sync::{watch, Notify};
+
+use crate::bridge::inbox::Inbox;
+use crate::bridge::loop_handle::{LoopEntry, LoopHandle};
+use crate::config::{CoreConfig, Settings};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ShutdownStage {
+    Running,
+    /// Stop accepting, close idle keep-alive connections, let in-flight requests finish.
+    Graceful,
+    /// Close every connection now.
+    Force,
+}
+
+/// Process-wide state of one server, shared by every connection task.
+pub struct Shared {
+    pub settings: Settings,
+    pub runtime: &'static Runtime,
+    loops: RwLock<Vec<Arc<Inbox>>>,
+    next_loop: AtomicUsize,
+    in_flight: AtomicUsize,
+    requests_total: AtomicU64,
+    connections: AtomicUsize,
+    connections_changed: Notify,
+    shutdown: watch::Sender<ShutdownStage>,
+    error_logger: Py<PyAny>,
+}
+
+pub struct ConnectionCount(Arc<Shared>);
+
+impl Drop for ConnectionCount {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::AcqRel);
+        self.0.connections_changed.notify_waiters();
+    }
+}
+
+impl Shared {
+    /// Counts the request against `--limit-concurrency`; false when over the limit.
+    pub fn try_start_request(&self) -> bool {
+        let now = self.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
+        self.requests_total.fetch_add(1, Ordering::Relaxed);
+        if let Some(limit) = self.settings.limit_concurrency {
+            if now > limit {
+                self.in_flight.fetch_sub(1, Ordering::AcqRel);
+                return false;
+            }
+        }
+        true
+    }
+
+    pub fn request_finished(&self) {
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    pub fn connection_opened(self: &Arc<Self>) -> ConnectionCount {
+        self.connections.fetch_add(1, Ordering::AcqRel);
+        ConnectionCount(self.clone())
+    }
+
+    pub fn pick_loop(&self) -> Option<Arc<Inbox>> {
+        let loops = match self.loops.read() {
+            Ok(l) => l,
+            Err(p) => p.into_inner(),
+        };
+        if loops.is_empty() {
+            return None;
+        }
+        let i = self.next_loop.fetch_add(1, Ordering::Relaxed) % loops.len();
+        Some(loops[i].clone())
+    }
+
+    pub fn shutdown_receiver(&self) -> watch::Receiver<ShutdownStage> {
+        self.shutdown.subscribe()
+    }
+
+    /// Cold path only (a tokio thread attaches to Python to log).
+    pub fn log_warning(&self, message: &str) {
+        Python::attach(|py| {
+            let _ = self
+                .error_logger
+                .bind(py)
+                .call_method1("warning", (message,));
+        });
+    }
+
+    async fn wait_connections_closed(&self) {
+        loop {
+            let notified = self.connections_changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.connections.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+
+fn runtime(threads: usize) -> PyResult<&'static Runtime> {
+    if let Some(rt) = RUNTIME.get() {
+        return Ok(rt);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name("turboasgi-io")
+        .enable_all()
+        .build()
+        .map_err(|e| PyRuntimeError::new_err(format!("cannot start the tokio runtime: {e}")))?;
+    let rt = RUNTIME.get_or_init(|| rt);
+    let _ = pyo3_async_runtimes::tokio::init_with_runtime(rt);
+    Ok(rt)
+}
+
+#[pyclass(module = "turboasgi._core", frozen)]
+pub struct ServerCore {
+    shared: Arc<Shared>,
+}
+
+#[pymethods]
+impl ServerCore {
+    #[new]
+    fn new(py: Python<'_>, config: PyRef<'_, CoreConfig>) -> PyResult<Self> {
+        let settings = config.settings.clone();
+        let runtime = runtime(settings.tokio_threads)?;
+        let logging = py.import("logging")?;
+        let error_logger = logging.call_method1("getLogger", ("turboasgi.error",))?.unbind();
+        let (shutdown, _) = watch::channel(ShutdownStage::Running);
+        Ok(ServerCore {
+            shared: Arc::new(Shared {
+                settings,
+                runtime,
+                loops: RwLock::new(Vec::new()),
+                next_loop: AtomicUsize::new(0),
+                in_flight: AtomicUsize::new(0),
+                requests_total: AtomicU64::new(0),
+                connections: AtomicUsize::new(0),
+                connections_changed: Notify::new(),
+                shutdown,
+                error_logger,
+            }),
+        })
+    }
+
+    fn add_loop(
+        &self,
+        event_loop: Bound<'_, PyAny>,
+        handler: Bound<'_, PyAny>,
+        state: Bound<'_, PyDict>,
+    ) -> PyResult<LoopHandle> {
+        let inbox = Inbox::new().map_err(|e| PyOSError::new_err(format!("eventfd: {e}")))?;
+        let entry = LoopEntry::new(&event_loop, handler, state, inbox.clone(), self.shared.clone())?;
+        match self.shared.loops.write() {
+            Ok(mut l) => l.push(inbox),
+            Err(p) => p.into_inner().push(inbox),
+        }
+        Ok(LoopHandle::new(entry))
+    }
+
+    #[pyo3(signature = (fd, *, unix = false))]
+    fn listen(&self, fd: i32, unix: bool) -> PyResult<()> {
+        listener::start(self.shared.clone(), fd, unix)
+            .map_err(|e| PyOSError::new_err(format!("cannot listen on fd {fd}: {e}")))
+    }
+
+    #[pyo3(signature = (timeout = None))]
+    fn shutdown<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+        let shared = self.shared.clone();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            let _ = shared.shutdown.send(ShutdownStage::Graceful);
+            let graceful = shared.wait_connections_closed();
+            let finished = match timeout {
+                Some(t) if t.is_finite() && t >= 0.0 => {
+                    tokio::time::timeout(Duration::from_secs_f64(t), graceful)
+                        .await
+                        .is_ok()
+                }
+                _ => {
+                    graceful.await;
+                    true
+                }
+            };
+            if !finished {
+                let _ = shared.shutdown.send(ShutdownStage::Force);
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    shared.wait_connections_closed(),
+                )
+                .await;
+            }
+            Ok(finished)
+        })
+    }
+
+    /// Closes every connection at once (a second Ctrl+C).
+    fn force_close(&self) {
+        let _ = self.shared.shutdown.send(ShutdownStage::Force);
+    }
+
+    fn connection_count(&self) -> usize {
+        self.shared.connections.load(Ordering::Acquire)
+    }
+
+    fn request_count(&self) -> u64 {
+        self.shared.requests_total.load(Ordering::Relaxed)
+    }
+}
