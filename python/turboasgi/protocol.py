@@ -58,7 +58,9 @@ class HttpRunner:
                 raise
         else:
             if not transport.response_complete:
-                if transport.response_started:
+                if transport.client_disconnected:
+                    pass  # nothing could be sent anyway; not an app error
+                elif transport.response_started:
                     logger.error("ASGI callable returned without completing response.")
                 else:
                     logger.error("ASGI callable returned without starting response.")

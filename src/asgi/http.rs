@@ -580,6 +580,11 @@ impl HttpTransport {
     }
 
     #[getter]
+    fn client_disconnected(&self) -> bool {
+        self.shared.is_disconnected()
+    }
+
+    #[getter]
     fn response_complete(&self) -> bool {
         matches!(self.lock().phase, Phase::Complete)
     }

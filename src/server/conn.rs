@@ -143,7 +143,7 @@ pub async fn serve<IO>(
         .max_header_size(settings.max_header_bytes)
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .auto_date_header(settings.date_header)
-        .pipeline_flush(true);
+        .pipeline_flush(false);
     let svc_conn = conn.clone();
     let svc_server = server.clone();
     let service = service_fn(move |req| handle(req, svc_conn.clone(), svc_server.clone()));
