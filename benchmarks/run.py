@@ -1,0 +1,1154 @@
+"""Benchmark turboasgi against uvicorn, granian and a bare hyper server on one machine.
+
+Every server runs pinned to one core (``taskset -c 0``) and ``wrk`` to another (``taskset -c 1``);
+servers are interleaved round by round and medians are reported. A run that had any non-2xx/3xx
+response or any socket error is never reported as a number: its cell is marked invalid and the
+harness exits non-zero. See ``benchmarks/README.md``.
+
+    python benchmarks/run.py [--duration 10] [--rounds 3] [--workloads ...] [--servers ...] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import atexit
+import contextlib
+import datetime as dt
+import http.client
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import resource
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workloads import APPS_DIR, BY_NAME, WORKLOADS, Workload
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+RESULTS_DIR = BENCH_DIR / "results"
+DOCS_FILE = REPO / "docs" / "benchmarks.md"
+CEILING_DIR = BENCH_DIR / "ceiling"
+CEILING_BIN = CEILING_DIR / "target" / "release" / "ceiling"
+HOST = "127.0.0.1"
+SERVER_ORDER = ("ceiling", "turboasgi", "uvicorn", "granian")
+PEERS = ("turboasgi", "uvicorn", "granian")
+DOCS_BEGIN = "<!-- benchmarks:begin (written by benchmarks/run.py; edit outside these markers) -->"
+DOCS_END = "<!-- benchmarks:end -->"
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Process handling: every child runs in its own process group, killed on any exit path.
+# --------------------------------------------------------------------------------------------------
+
+_LIVE_GROUPS: set[int] = set()
+
+
+def _kill_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _kill_all_groups() -> None:
+    for pgid in list(_LIVE_GROUPS):
+        _kill_group(pgid, signal.SIGKILL)
+        _LIVE_GROUPS.discard(pgid)
+
+
+def _on_signal(signum: int, _frame: object) -> None:
+    # Turn SIGTERM/SIGHUP into an exception so that every ``finally`` runs and stops its server.
+    raise SystemExit(128 + signum)
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
+    """SIGTERM the process group (graceful shutdown), then SIGKILL it after ``timeout``."""
+    pgid = proc.pid  # start_new_session=True: the child leads its own group
+    if proc.poll() is None:
+        _kill_group(pgid, signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+    # Workers or helper processes may outlive the leader: kill whatever is left of the group.
+    _kill_group(pgid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(2)
+    _LIVE_GROUPS.discard(pgid)
+
+
+def spawn(argv: Sequence[str], *, log_path: Path, cwd: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    with open(log_path, "wb") as out:
+        proc = subprocess.Popen(
+            list(argv), cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    _LIVE_GROUPS.add(proc.pid)
+    return proc
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_for_port(proc: subprocess.Popen[bytes], port: int, deadline_s: float) -> str | None:
+    """Wait until ``port`` accepts connections; an error message if the server exited or timed out."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return f"exited with code {proc.returncode} before listening"
+        with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=0.5):
+            return None
+        time.sleep(0.05)
+    return f"not listening on port {port} after {deadline_s:.0f}s"
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def tree_pids(pid: int) -> list[int]:
+    """``pid`` and all its descendants (via /proc/PID/task/TID/children)."""
+    pids: list[int] = []
+    stack = [pid]
+    while stack:
+        current = stack.pop()
+        pids.append(current)
+        try:
+            tids = os.listdir(f"/proc/{current}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            with contextlib.suppress(OSError):
+                children = Path(f"/proc/{current}/task/{tid}/children").read_text().split()
+                stack.extend(int(c) for c in children)
+    return pids
+
+
+def tree_rss_kib(pid: int) -> int:
+    """Sum of VmRSS over the process tree, in KiB."""
+    total = 0
+    for p in tree_pids(pid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+                    break
+    return total
+
+
+# --------------------------------------------------------------------------------------------------
+# Servers
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    name: str
+    version: str = ""
+    available: bool = True
+    reason: str = ""  # why it is not available
+
+    def argv(self, workload: Workload, port: int, *, idle_conns: int = 0) -> list[str]:
+        """The server's command line; ``idle_conns`` > 0 adapts it to hold that many idle connections."""
+        py = sys.executable
+        if self.name == "ceiling":
+            return [str(CEILING_BIN), "--host", HOST, "--port", str(port)]
+        if self.name == "turboasgi":
+            cmd = [py, "-m", "turboasgi", workload.app, "--host", HOST, "--port", str(port)]
+            cmd += ["--no-access-log", "--log-level", "warning"]
+            if idle_conns:
+                cmd += ["--timeout-keep-alive", "3600"]
+            return cmd
+        if self.name == "uvicorn":
+            cmd = [py, "-m", "uvicorn", workload.app, "--host", HOST, "--port", str(port)]
+            cmd += ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
+            if idle_conns:
+                cmd += ["--timeout-keep-alive", "3600"]
+            return cmd
+        if self.name == "granian":
+            cmd = [py, "-m", "granian", "--interface", "asgi", "--workers", "1", "--runtime-threads", "1"]
+            cmd += ["--loop", "uvloop", "--host", HOST, "--port", str(port), "--log-level", "warning"]
+            if idle_conns:
+                # granian's --backpressure caps accepted connections per worker (default: backlog
+                # = 1024), idle keep-alive ones included: raise it, or connections beyond it stall.
+                cmd += ["--backlog", "4096", "--backpressure", str(idle_conns + 64)]
+                cmd += ["--http1-header-read-timeout", "60000"]
+            return cmd + [workload.app]
+        raise ValueError(self.name)
+
+    def serves(self, workload: Workload) -> bool:
+        return self.name != "ceiling" or workload.ceiling
+
+
+def dist_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def probe_import(modules: Sequence[str]) -> str | None:
+    """Import ``modules`` in a fresh interpreter; the error's last line if that fails."""
+    code = "; ".join(f"import {m}" for m in modules)
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return f"`{code}` timed out"
+    if proc.returncode == 0:
+        return None
+    lines = proc.stderr.strip().splitlines()
+    return lines[-1] if lines else f"`{code}` exited with {proc.returncode}"
+
+
+def build_ceiling() -> str | None:
+    if CEILING_BIN.exists():
+        return None
+    cargo = shutil.which("cargo")
+    if cargo is None:
+        return "binary missing and cargo not found"
+    manifest = CEILING_DIR / "Cargo.toml"
+    log(f"building the ceiling binary: cargo build --release --manifest-path {manifest.relative_to(REPO)}")
+    proc = subprocess.run(
+        [cargo, "build", "--release", "--manifest-path", str(manifest)], capture_output=True, text=True
+    )
+    if proc.returncode != 0 or not CEILING_BIN.exists():
+        return "cargo build failed: " + (proc.stderr.strip().splitlines() or ["?"])[-1]
+    return None
+
+
+def ceiling_version() -> str:
+    lock = CEILING_DIR / "Cargo.lock"
+    hyper = "?"
+    with contextlib.suppress(OSError):
+        m = re.search(r'name = "hyper"\nversion = "([^"]+)"', lock.read_text())
+        if m:
+            hyper = m.group(1)
+    rustc = "rustc ?"
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
+        rustc = " ".join(rustc.split()[:2])
+    return f"hyper {hyper}, {rustc}"
+
+
+def discover_servers(names: Sequence[str]) -> dict[str, Server]:
+    servers: dict[str, Server] = {}
+    for name in names:
+        server = Server(name)
+        if name == "ceiling":
+            err = build_ceiling()
+            server.version = ceiling_version()
+        elif name == "turboasgi":
+            err = probe_import(["turboasgi", "turboasgi._core"])
+            server.version = dist_version("turboasgi") or "?"
+        elif name == "uvicorn":
+            err = probe_import(["uvicorn", "uvloop", "httptools"])
+            server.version = dist_version("uvicorn") or "?"
+        elif name == "granian":
+            err = probe_import(["granian", "uvloop"])
+            server.version = dist_version("granian") or "?"
+        else:
+            err = "unknown server"
+        if err:
+            server.available, server.reason = False, f"not available: {err}"
+            log(f"{name}: {server.reason}")
+        servers[name] = server
+    return servers
+
+
+@dataclass
+class Running:
+    proc: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+
+@contextlib.contextmanager
+def running(
+    server: Server, workload: Workload, cfg: Config, tmp: Path, *, idle_conns: int = 0
+) -> Iterator[Running | str]:
+    """Start ``server`` on ``workload``'s app; yields a Running, or an error string if it did not start."""
+    port = free_port()
+    argv = ["taskset", "-c", str(cfg.server_cpu), *server.argv(workload, port, idle_conns=idle_conns)]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(APPS_DIR), env.get("PYTHONPATH", "")]))
+    env["PYTHONUNBUFFERED"] = "1"
+    log_path = tmp / f"{server.name}-{workload.name}-{port}.log"
+    proc = spawn(argv, log_path=log_path, cwd=APPS_DIR, env=env)
+    try:
+        err = wait_for_port(proc, port, cfg.start_timeout)
+        if err is None:
+            err = check_response(workload, port)
+        if err is not None:
+            out = tail(log_path)
+            yield f"failed to start: {err}" + (f"\n{out}" if out else "")
+            return
+        yield Running(proc, port, log_path)
+    finally:
+        stop_process(proc)
+
+
+def display_command(cfg: Config, server: Server, workload: Workload) -> str:
+    """The server's command as a reader would type it: ``python``, paths relative to the repository."""
+    argv = ["taskset", "-c", str(cfg.server_cpu), *server.argv(workload, 8000)]
+    argv = ["python" if a == sys.executable else a for a in argv]
+    argv = [os.path.relpath(a, REPO) if a.startswith(str(REPO) + os.sep) else a for a in argv]
+    return shlex.join(argv)
+
+
+def check_response(workload: Workload, port: int) -> str | None:
+    """One request, checked (status 2xx, body size where known), before any load is put on a server."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=10)
+    try:
+        headers = dict(workload.headers)
+        conn.request(workload.method, workload.target, body=workload.body or None, headers=headers)
+        resp = conn.getresponse()
+        body = resp.read()
+    except (OSError, http.client.HTTPException) as exc:
+        return f"request failed: {exc!r}"
+    finally:
+        conn.close()
+    if not 200 <= resp.status < 300:
+        return f"{workload.method} {workload.target} answered {resp.status}: {body[:200]!r}"
+    if workload.response_size is not None and len(body) != workload.response_size:
+        return (
+            f"{workload.method} {workload.target} sent {len(body)} bytes, expected {workload.response_size}"
+        )
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
+# wrk
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class WrkResult:
+    rps: float = 0.0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    requests: int = 0
+    non2xx: int = 0
+    socket_errors: dict[str, int] = field(default_factory=dict)
+    error: str = ""  # why this run is invalid ("" when valid)
+
+    @property
+    def valid(self) -> bool:
+        return not self.error
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
+
+
+def parse_duration_ms(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text.strip())
+    if not m:
+        raise ValueError(f"bad wrk duration {text!r}")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def parse_wrk(output: str) -> WrkResult:
+    r = WrkResult()
+    m = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.M)
+    if m is None:
+        r.error = "wrk printed no Requests/sec"
+        return r
+    r.rps = float(m.group(1))
+    m = re.search(r"^\s*(\d+) requests in ", output, re.M)
+    r.requests = int(m.group(1)) if m else 0
+    for pct, attr in (("50", "p50_ms"), ("99", "p99_ms")):
+        m = re.search(rf"^\s+{pct}(?:\.0+)?%\s+(\S+)", output, re.M)
+        if m:
+            setattr(r, attr, parse_duration_ms(m.group(1)))
+    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    r.non2xx = int(m.group(1)) if m else 0
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    if m:
+        r.socket_errors = {
+            k: int(v) for k, v in zip(("connect", "read", "write", "timeout"), m.groups(), strict=True)
+        }
+    problems = []
+    if r.non2xx:
+        problems.append(f"{r.non2xx} non-2xx/3xx responses")
+    errors = {k: v for k, v in r.socket_errors.items() if v}
+    if errors:
+        problems.append("socket errors " + ", ".join(f"{k} {v}" for k, v in errors.items()))
+    if r.requests == 0 or r.rps <= 0:
+        problems.append("no requests completed")
+    r.error = "; ".join(problems)
+    return r
+
+
+def wrk_argv(
+    cfg: Config, workload: Workload, port: int, conns: int, duration: float, script: Path | None
+) -> list[str]:
+    argv = ["taskset", "-c", str(cfg.client_cpu), "wrk", "-t1", f"-c{conns}", f"-d{duration:g}s", "--latency"]
+    argv += ["--timeout", f"{cfg.wrk_timeout:g}s"]
+    if script is not None:
+        argv += ["-s", str(script)]
+    return argv + [f"http://{HOST}:{port}{workload.target}"]
+
+
+def run_wrk(argv: list[str], duration: float) -> tuple[str, str | None]:
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60)
+    except subprocess.TimeoutExpired:
+        return "", "wrk did not finish"
+    if proc.returncode != 0:
+        return proc.stdout, f"wrk exited with {proc.returncode}: {proc.stderr.strip()[-300:]}"
+    return proc.stdout, None
+
+
+def load_run(
+    cfg: Config, workload: Workload, run: Running, conns: int, script: Path | None
+) -> tuple[WrkResult, list[str]]:
+    if cfg.warmup > 0:
+        run_wrk(wrk_argv(cfg, workload, run.port, conns, cfg.warmup, script), cfg.warmup)
+    argv = wrk_argv(cfg, workload, run.port, conns, cfg.duration, script)
+    out, err = run_wrk(argv, cfg.duration)
+    result = parse_wrk(out) if err is None else WrkResult(error=err)
+    if run.proc.poll() is not None:
+        result.error = "; ".join(filter(None, [result.error, f"server exited with {run.proc.returncode}"]))
+    return result, argv
+
+
+# --------------------------------------------------------------------------------------------------
+# Memory with idle keep-alive connections
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MemResult:
+    idle_kib: int = 0
+    loaded_kib: int = 0
+    conns: int = 0
+    alive: int = 0
+    error: str = ""
+
+    @property
+    def extra_kib(self) -> int:
+        return self.loaded_kib - self.idle_kib
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    m = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
+    if m is None:
+        raise ValueError("response without content-length")
+    await reader.readexactly(int(m.group(1)))
+    return status
+
+
+Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+async def _open_idle_conns(port: int, count: int, parallel: int) -> tuple[list[Conn], str]:
+    request = f"GET / HTTP/1.1\r\nHost: {HOST}:{port}\r\n\r\n".encode()
+    sem = asyncio.Semaphore(parallel)
+    conns: list[Conn] = []
+    errors: list[str] = []
+
+    async def one() -> None:
+        async with sem:
+            try:
+                reader, writer = await asyncio.wait_for(asyncio.open_connection(HOST, port), 10)
+                conns.append((reader, writer))
+                writer.write(request)
+                status = await asyncio.wait_for(_read_response(reader), 10)
+                if status != 200:
+                    errors.append(f"status {status}")
+            except (OSError, ValueError, asyncio.IncompleteReadError, asyncio.TimeoutError) as exc:
+                errors.append(repr(exc))
+
+    await asyncio.gather(*(one() for _ in range(count)))
+    err = f"{len(errors)} connections failed (first: {errors[0]})" if errors else ""
+    return conns, err
+
+
+def measure_memory(cfg: Config, server: Server, tmp: Path) -> MemResult:
+    workload = BY_NAME["hello"]
+    result = MemResult(conns=cfg.memory_conns)
+    with running(server, workload, cfg, tmp, idle_conns=cfg.memory_conns) as run:
+        if isinstance(run, str):
+            result.error = run
+            return result
+        time.sleep(1.0)
+        result.idle_kib = tree_rss_kib(run.proc.pid)
+        loop = asyncio.new_event_loop()
+        conns: list[Conn] = []
+        try:
+            conns, err = loop.run_until_complete(_open_idle_conns(run.port, cfg.memory_conns, 200))
+            loop.run_until_complete(asyncio.sleep(2.0))
+            result.loaded_kib = tree_rss_kib(run.proc.pid)
+            loop.run_until_complete(asyncio.sleep(0.2))
+            # A connection the server closed has seen EOF by now.
+            result.alive = sum(1 for r, w in conns if not w.is_closing() and not r.at_eof())
+            if err:
+                result.error = err
+            elif result.alive < cfg.memory_conns:
+                result.error = f"only {result.alive} of {cfg.memory_conns} connections still open"
+            elif run.proc.poll() is not None:
+                result.error = f"server exited with {run.proc.returncode}"
+        finally:
+            for _, w in conns:
+                w.transport.abort()
+            loop.run_until_complete(asyncio.sleep(0))
+            loop.close()
+    return result
+
+
+# --------------------------------------------------------------------------------------------------
+# The run
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Config:
+    duration: float
+    rounds: int
+    warmup: float
+    concurrency: list[int]
+    workloads: list[str]
+    servers: list[str]
+    server_cpu: int
+    client_cpu: int
+    memory_conns: int
+    start_timeout: float
+    wrk_timeout: float
+    app_cost: bool
+    docs: bool
+    tag: str
+
+
+@dataclass
+class Cell:
+    runs: list[WrkResult] = field(default_factory=list)
+    error: str = ""  # server did not start for one of the rounds
+
+    @property
+    def valid(self) -> bool:
+        return bool(self.runs) and not self.error and all(r.valid for r in self.runs)
+
+    def median(self, attr: str) -> float:
+        return statistics.median(getattr(r, attr) for r in self.runs)
+
+    def problem(self) -> str:
+        if self.error:
+            return self.error.splitlines()[0]
+        bad = [r.error for r in self.runs if r.error]
+        return "; ".join(bad) if bad else ("no run" if not self.runs else "")
+
+
+@dataclass
+class Results:
+    cells: dict[str, dict[int, dict[str, Cell]]] = field(default_factory=dict)
+    memory: dict[str, list[MemResult]] = field(default_factory=dict)
+    app_cost: dict[str, float] = field(default_factory=dict)
+    wrk_commands: dict[str, str] = field(default_factory=dict)
+    server_commands: dict[str, str] = field(default_factory=dict)
+
+    def cell(self, workload: str, conns: int, server: str) -> Cell:
+        return self.cells.setdefault(workload, {}).setdefault(conns, {}).setdefault(server, Cell())
+
+
+def ensure_wrk() -> None:
+    if shutil.which("wrk"):
+        return
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        log("wrk not found: apt-get install -y wrk")
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        if subprocess.run(["apt-get", "install", "-y", "wrk"], env=env).returncode != 0:
+            subprocess.run(["apt-get", "update"], env=env)
+            subprocess.run(["apt-get", "install", "-y", "wrk"], env=env)
+    if not shutil.which("wrk"):
+        sys.exit(
+            "wrk is not installed and could not be installed: install it (Debian/Ubuntu: apt-get install wrk)"
+        )
+
+
+def raise_nofile(wanted: int) -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def measure_app_cost(cfg: Config, workloads: Sequence[str], quick: bool) -> dict[str, float]:
+    argv = ["taskset", "-c", str(cfg.server_cpu), sys.executable, str(BENCH_DIR / "appcost.py"), *workloads]
+    if quick:
+        argv += ["--seconds", "0.1", "--repeat", "3"]
+    log("in-process app cost: " + " ".join(workloads))
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=BENCH_DIR, timeout=600)
+    if proc.returncode != 0:
+        log(f"app cost measurement failed: {proc.stderr.strip()[-500:]}")
+        return {}
+    data: dict[str, dict[str, Any]] = json.loads(proc.stdout)
+    return {name: float(v["us"]) for name, v in data.items()}
+
+
+def execute(cfg: Config, servers: dict[str, Server], quick: bool) -> Results:
+    results = Results()
+    available = [s for s in cfg.servers if servers[s].available]
+    if cfg.app_cost:
+        results.app_cost = measure_app_cost(cfg, cfg.workloads, quick)
+    with tempfile.TemporaryDirectory(prefix="turboasgi-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        scripts: dict[str, Path | None] = {}
+        for name in cfg.workloads:
+            lua = BY_NAME[name].wrk_lua()
+            scripts[name] = None
+            if lua is not None:
+                path = tmp / f"{name}.lua"
+                path.write_text(lua)
+                scripts[name] = path
+        for rnd in range(cfg.rounds):
+            # Rotate the server order every round so no server always runs first (or last).
+            order = available[rnd % len(available) :] + available[: rnd % len(available)] if available else []
+            log(f"round {rnd + 1}/{cfg.rounds}: {', '.join(order)}")
+            for name in cfg.workloads:
+                workload = BY_NAME[name]
+                for sname in order:
+                    server = servers[sname]
+                    if not server.serves(workload):
+                        continue
+                    results.server_commands.setdefault(sname, display_command(cfg, server, workload))
+                    with running(server, workload, cfg, tmp) as run:
+                        if isinstance(run, str):
+                            log(f"{sname} on {name}: {run}")
+                            for conns in cfg.concurrency:
+                                results.cell(name, conns, sname).error = run
+                            continue
+                        for conns in cfg.concurrency:
+                            res, argv = load_run(cfg, workload, run, conns, scripts[name])
+                            results.cell(name, conns, sname).runs.append(res)
+                            shown = [f"{name}.lua" if a == str(scripts[name]) else a for a in argv]
+                            results.wrk_commands.setdefault(
+                                f"{name}/{conns}", shlex.join(shown).replace(f":{run.port}/", ":8000/")
+                            )
+                            status = "ok" if res.valid else f"INVALID: {res.error}"
+                            log(
+                                f"{name:<15} c={conns:<4} {sname:<10} {res.rps:>10.0f} req/s  "
+                                f"p50 {res.p50_ms:.2f} ms  p99 {res.p99_ms:.2f} ms  {status}"
+                            )
+            if cfg.memory_conns > 0:
+                for sname in order:
+                    log(f"memory: {sname} with {cfg.memory_conns} idle keep-alive connections")
+                    mem = measure_memory(cfg, servers[sname], tmp)
+                    results.memory.setdefault(sname, []).append(mem)
+                    if mem.error:
+                        log(f"memory: {sname}: INVALID: {mem.error.splitlines()[0]}")
+                    else:
+                        log(
+                            f"memory: {sname}: idle {mem.idle_kib / 1024:.1f} MiB, "
+                            f"+{mem.extra_kib / 1024:.1f} MiB with {mem.conns} connections"
+                        )
+    return results
+
+
+# --------------------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+def mem_total_gib() -> float:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) / 1024 / 1024
+    return 0.0
+
+
+def git_revision() -> str:
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, cwd=REPO
+        ).stdout.strip()
+    except OSError:
+        return "?"
+    return f"{rev}{' (uncommitted changes)' if dirty else ''}" if rev else "?"
+
+
+def wrk_version() -> str:
+    with contextlib.suppress(OSError):
+        out = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout
+        m = re.search(r"wrk (\S+)", out)
+        if m:
+            return m.group(1)
+    return "?"
+
+
+def fmt_rps(v: float) -> str:
+    return f"{v:,.0f}"
+
+
+def fmt_ms(v: float) -> str:
+    return f"{v:.2f}" if v < 100 else f"{v:.0f}"
+
+
+def environment(cfg: Config, servers: dict[str, Server]) -> list[str]:
+    libs = ["uvloop", "httptools", "starlette", "fastapi", "pydantic"]
+    lib_versions = ", ".join(f"{lib} {dist_version(lib) or 'missing'}" for lib in libs)
+    server_versions = ", ".join(
+        f"{s.name} {s.version or '?'}" + ("" if s.available else " (not available)") for s in servers.values()
+    )
+    return [
+        f"- Machine: {cpu_model()}, {os.cpu_count()} cores, {mem_total_gib():.0f} GiB RAM, "
+        f"Linux {platform.release()}",
+        f"- Pinning: server on CPU {cfg.server_cpu} (`taskset -c {cfg.server_cpu}`), "
+        f"wrk on CPU {cfg.client_cpu} (`taskset -c {cfg.client_cpu}`)",
+        f"- Python {platform.python_version()} ({platform.python_implementation()}); {lib_versions}",
+        f"- Servers: {server_versions}; wrk {wrk_version()}",
+        f"- Repository commit: {git_revision()}",
+        f"- Load: wrk -t1, {cfg.duration:g} s per run after a {cfg.warmup:g} s warm-up, "
+        f"concurrency {', '.join(map(str, cfg.concurrency))}; {cfg.rounds} round(s), servers interleaved "
+        f"(order rotated every round), median reported",
+    ]
+
+
+def ratio(a: Cell | None, b: Cell | None) -> str:
+    if a is None or b is None or not a.valid or not b.valid:
+        return ""
+    return f"{a.median('rps') / b.median('rps'):.2f}×"
+
+
+def report_tables(cfg: Config, servers: dict[str, Server], results: Results) -> list[str]:
+    cols = [s for s in SERVER_ORDER if s in cfg.servers]
+    out: list[str] = []
+    out += ["### Requests per second (median)", ""]
+    out += ["| workload | conns | " + " | ".join(cols) + " |", "|---|---:|" + "---:|" * len(cols)]
+    for name in cfg.workloads:
+        for conns in cfg.concurrency:
+            row = [f"`{name}`", str(conns)]
+            for s in cols:
+                server = servers[s]
+                cell = results.cells.get(name, {}).get(conns, {}).get(s)
+                if not server.serves(BY_NAME[name]):
+                    row.append("")
+                elif not server.available:
+                    row.append("n/a")
+                elif cell is None:
+                    row.append("")
+                elif not cell.valid:
+                    row.append("**invalid**")
+                else:
+                    row.append(fmt_rps(cell.median("rps")))
+            out.append("| " + " | ".join(row) + " |")
+    out.append("")
+
+    peers = [p for p in PEERS if p in cfg.servers and servers[p].available]
+    ratio_cols = [*peers, *(["ceiling"] if "ceiling" in cfg.servers and servers["ceiling"].available else [])]
+    out += ["### Detail", ""]
+    out += [
+        "Ratios are this row's requests/s over the column's (same workload and concurrency). "
+        "µs/req is 1e6 / (requests/s): the time one request costs the server's core. "
+        "App µs is the in-process cost of the app alone (no server, no I/O, see `appcost.py`); "
+        "server µs = µs/req − app µs is the server's own overhead per request.",
+        "",
+    ]
+    header = ["workload", "conns", "server", "req/s", "p50 ms", "p99 ms"]
+    header += [f"vs {p}" for p in ratio_cols] + ["µs/req", "app µs", "server µs"]
+    out += ["| " + " | ".join(header) + " |", "|---|---:|---|" + "---:|" * (len(header) - 3)]
+    for name in cfg.workloads:
+        for conns in cfg.concurrency:
+            row_cells = results.cells.get(name, {}).get(conns, {})
+            for s in cols:
+                cell = row_cells.get(s)
+                if cell is None or not servers[s].available:
+                    continue
+                row = [f"`{name}`", str(conns), s]
+                if not cell.valid:
+                    row += [f"**invalid**: {cell.problem()}", "", ""] + [""] * len(ratio_cols) + ["", "", ""]
+                else:
+                    rps = cell.median("rps")
+                    row += [fmt_rps(rps), fmt_ms(cell.median("p50_ms")), fmt_ms(cell.median("p99_ms"))]
+                    row += ["" if p == s else ratio(cell, row_cells.get(p)) for p in ratio_cols]
+                    us = 1e6 / rps
+                    app_us = results.app_cost.get(name)
+                    row.append(f"{us:.1f}")
+                    if s == "ceiling" or app_us is None:
+                        row += ["", ""]
+                    else:
+                        row += [f"{app_us:.1f}", f"{us - app_us:.1f}"]
+                out.append("| " + " | ".join(row) + " |")
+    out.append("")
+
+    if results.memory:
+        out += [f"### Memory with {cfg.memory_conns:,} idle keep-alive connections", ""]
+        out += [
+            "RSS of the server's process tree (sum of VmRSS from /proc/PID/status), idle after one request, "
+            f"then with {cfg.memory_conns:,} connections open, each having sent one request and read its "
+            "response (raw hello app; keep-alive timeout raised to 3600 s where the server has one). "
+            "Median over rounds.",
+            "",
+            "| server | idle RSS MiB | RSS with conns MiB | extra MiB | KiB per connection |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for s in cols:
+            mems = results.memory.get(s)
+            if not mems:
+                continue
+            bad = [m.error for m in mems if m.error]
+            if bad:
+                out.append(f"| {s} | **invalid**: {bad[0].splitlines()[0]} | | | |")
+                continue
+            idle = statistics.median(m.idle_kib for m in mems)
+            loaded = statistics.median(m.loaded_kib for m in mems)
+            extra = statistics.median(m.extra_kib for m in mems)
+            out.append(
+                f"| {s} | {idle / 1024:.1f} | {loaded / 1024:.1f} | {extra / 1024:.1f} | "
+                f"{extra / cfg.memory_conns:.1f} |"
+            )
+        out.append("")
+
+    unavailable = [s for s in cols if not servers[s].available]
+    failed = sorted(
+        {
+            f"- **{s}** on `{w}`: {cell.error.splitlines()[0]}"
+            for w, by_conns in results.cells.items()
+            for by_server in by_conns.values()
+            for s, cell in by_server.items()
+            if cell.error
+        }
+    )
+    if unavailable or failed:
+        out += ["### Servers not measured", ""]
+        out += [f"- **{s}**: {servers[s].reason}" for s in unavailable]
+        out += failed
+        out.append("")
+    return out
+
+
+def report_commands(cfg: Config, results: Results, argv: Sequence[str]) -> list[str]:
+    out = ["### Exact commands", "", "Reproduce (from the repository root):", "", "```sh"]
+    out += [shlex.join(["python", "benchmarks/run.py", *argv]), "```", ""]
+    out += [
+        "Servers (shown with the first workload's app; port 8000 stands for a free port picked per run; "
+        "cwd and PYTHONPATH: `benchmarks/apps`):"
+    ]
+    out += ["", "```sh"] + [results.server_commands[s] for s in SERVER_ORDER if s in results.server_commands]
+    out += ["```", "", "Load (per workload, shown for the first concurrency):", "", "```sh"]
+    shown = {
+        k.split("/")[0]: v for k, v in results.wrk_commands.items() if k.endswith(f"/{cfg.concurrency[0]}")
+    }
+    out += [f"{shown[w]}  # {w}" for w in cfg.workloads if w in shown]
+    out += ["```", ""]
+    lua = [(w, BY_NAME[w].wrk_lua()) for w in cfg.workloads]
+    for w, script in lua:
+        if script:
+            out += [f"`{w}.lua`:", "", "```lua", script.rstrip("\n"), "```", ""]
+    return out
+
+
+def workload_list(cfg: Config) -> list[str]:
+    out = ["### Workloads", ""]
+    for name in cfg.workloads:
+        w = BY_NAME[name]
+        out.append(f"- `{name}` — {w.description}: `{w.method} {w.target}`, app `benchmarks/apps/{w.app}`")
+    return out + [""]
+
+
+def chart(cfg: Config, servers: dict[str, Server], results: Results, path: Path, title: str) -> str | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed (pip install -r benchmarks/requirements.txt): no chart"
+    colors = {"ceiling": "#9e9e9e", "turboasgi": "#d84315", "uvicorn": "#1565c0", "granian": "#2e7d32"}
+    names = [w for w in cfg.workloads if w in results.cells]
+    if not names:
+        return "no results to chart"
+    ncols = min(3, len(names))
+    nrows = (len(names) + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 3.6 * nrows), squeeze=False)
+    for ax in axes.flat[len(names) :]:
+        ax.set_visible(False)
+    for ax, name in zip(axes.flat, names, strict=False):
+        cols = [s for s in SERVER_ORDER if s in cfg.servers and servers[s].serves(BY_NAME[name])]
+        width = 0.8 / max(1, len(cols))
+        for i, s in enumerate(cols):
+            xs, ys, labels = [], [], []
+            for j, conns in enumerate(cfg.concurrency):
+                cell = results.cells.get(name, {}).get(conns, {}).get(s)
+                x = j + (i - (len(cols) - 1) / 2) * width
+                if cell is not None and cell.valid:
+                    xs.append(x)
+                    ys.append(cell.median("rps"))
+                    labels.append(f"{cell.median('rps') / 1000:.1f}k")
+                else:
+                    text = "n/a" if not servers[s].available else "invalid"
+                    ax.text(x, 0, text, rotation=90, ha="center", va="bottom", fontsize=7, color=colors[s])
+            bars = ax.bar(xs, ys, width, label=s, color=colors[s])
+            ax.bar_label(bars, labels=labels, fontsize=6, padding=1)
+        ax.set_title(name, fontsize=10)
+        ax.set_xticks(range(len(cfg.concurrency)), [f"c={c}" for c in cfg.concurrency])
+        ax.set_ylabel("requests/s")
+        ax.margins(y=0.15)
+        ax.grid(axis="y", alpha=0.3)
+    handles = {}
+    for ax in axes.flat:
+        for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, h)
+    height = fig.get_figheight()
+    top = 1 - 0.6 / height  # room for the title and the legend (0.6 inch), as a figure fraction
+    fig.suptitle(title, y=1 - 0.05 / height, fontsize=9)
+    fig.legend(
+        handles.values(),
+        handles.keys(),
+        loc="upper center",
+        bbox_to_anchor=(0.5, 1 - 0.25 / height),
+        ncol=len(handles),
+        frameon=False,
+        fontsize=9,
+    )
+    for ax in axes.flat:
+        ax.yaxis.set_major_formatter(lambda v, _pos: f"{v / 1000:g}k" if v >= 1000 else f"{v:g}")
+    fig.tight_layout(rect=(0, 0, 1, top))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return None
+
+
+def update_docs(section: str) -> None:
+    block = f"{DOCS_BEGIN}\n{section.rstrip()}\n{DOCS_END}\n"
+    if DOCS_FILE.exists():
+        text = DOCS_FILE.read_text()
+        if DOCS_BEGIN in text and DOCS_END in text:
+            before, rest = text.split(DOCS_BEGIN, 1)
+            after = rest.split(DOCS_END, 1)[1].lstrip("\n")
+            text = before + block + (f"\n{after}" if after else "")
+        else:
+            text = text.rstrip() + "\n\n" + block
+    else:
+        text = DOCS_INTRO + "\n" + block
+    DOCS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    DOCS_FILE.write_text(text)
+
+
+DOCS_INTRO = """# Benchmarks
+
+turboasgi is measured against uvicorn (`uvicorn[standard]`: uvloop + httptools, 1 worker) and granian
+(ASGI interface, 1 worker, 1 runtime thread, uvloop), and against a bare hyper HTTP/1.1 hello-world binary
+(`benchmarks/ceiling/`) that is the physical limit of one core. Every server runs pinned to one core and
+`wrk` to the other; servers are interleaved round by round and the median is reported. A run with any
+non-2xx response or socket error is reported as invalid, never as a number. Absolute numbers drift with
+the machine (it is shared and noisy): compare ratios within one run.
+
+How the harness works, and how to run it: [`benchmarks/README.md`](../benchmarks/README.md).
+All results: [`benchmarks/results/`](../benchmarks/results/).
+"""
+
+
+def write_outputs(
+    cfg: Config, servers: dict[str, Server], results: Results, argv: Sequence[str], started: dt.datetime
+) -> tuple[Path, bool]:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    stem = started.strftime("%Y-%m-%d") + (f"-{cfg.tag}" if cfg.tag else "")
+    md_path, png_path, raw_path = (RESULTS_DIR / f"{stem}{ext}" for ext in (".md", ".png", ".raw.json"))
+    title = f"turboasgi benchmarks {stem} — {cpu_model()}, server on 1 pinned core, wrk -t1"
+    chart_err = chart(cfg, servers, results, png_path, title)
+    if chart_err:
+        log(chart_err)
+    env = environment(cfg, servers)
+    tables = report_tables(cfg, servers, results)
+    commands = report_commands(cfg, results, argv)
+    lines = [
+        f"# turboasgi benchmarks — {stem}",
+        "",
+        f"Run started {started.isoformat(timespec='seconds')}.",
+        "",
+    ]
+    lines += env + [""]
+    if not chart_err:
+        lines += [f"![requests per second]({png_path.name})", ""]
+    lines += tables + workload_list(cfg) + commands
+    md_path.write_text("\n".join(lines).rstrip() + "\n")
+    raw = {
+        "config": asdict(cfg),
+        "servers": {k: asdict(v) for k, v in servers.items()},
+        "app_cost_us": results.app_cost,
+        "cells": {
+            w: {str(c): {s: asdict(cell) for s, cell in by_s.items()} for c, by_s in by_c.items()}
+            for w, by_c in results.cells.items()
+        },
+        "memory": {s: [asdict(m) for m in ms] for s, ms in results.memory.items()},
+    }
+    raw_path.write_text(json.dumps(raw, indent=1))
+    log(f"wrote {md_path.relative_to(REPO)}" + ("" if chart_err else f" and {png_path.relative_to(REPO)}"))
+    if cfg.docs:
+        rel = os.path.relpath(RESULTS_DIR, DOCS_FILE.parent)
+        section = [
+            f"## Latest results ({stem})",
+            "",
+            f"Full report: [`{md_path.name}`]({rel}/{md_path.name}).",
+            "",
+        ]
+        section += env + [""]
+        if not chart_err:
+            section += [f"![requests per second]({rel}/{png_path.name})", ""]
+        section += [line.replace("### ", "### ", 1) for line in tables] + commands
+        update_docs("\n".join(section))
+        log(f"updated {DOCS_FILE.relative_to(REPO)}")
+    return md_path, chart_err is None
+
+
+def parse_args(argv: Sequence[str]) -> tuple[Config, bool]:
+    parser = argparse.ArgumentParser(
+        prog="benchmarks/run.py", description=(__doc__ or "").split("\n\n")[0].replace("\n", " ")
+    )
+    parser.add_argument("--duration", type=float, help="seconds per wrk run (default 10; --quick: 3)")
+    parser.add_argument("--rounds", type=int, help="rounds, servers interleaved (default 3; --quick: 1)")
+    parser.add_argument(
+        "--warmup", type=float, help="seconds of wrk warm-up before each run (default 2; --quick: 1)"
+    )
+    parser.add_argument(
+        "--workloads",
+        nargs="+",
+        metavar="W",
+        help="workloads to run (default: all): " + ", ".join(BY_NAME),
+    )
+    parser.add_argument(
+        "--servers",
+        nargs="+",
+        metavar="S",
+        default=list(SERVER_ORDER),
+        help="servers to run (default: all): " + ", ".join(SERVER_ORDER),
+    )
+    parser.add_argument(
+        "--concurrency", nargs="+", type=int, default=[64, 512], help="wrk connections (default 64 512)"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run: hello and starlette-json, 3 s runs, 1 round, 1 s warm-up, fast app cost",
+    )
+    parser.add_argument("--server-cpu", type=int, default=0, help="CPU the server is pinned to (default 0)")
+    parser.add_argument("--client-cpu", type=int, default=1, help="CPU wrk is pinned to (default 1)")
+    parser.add_argument(
+        "--memory-conns",
+        type=int,
+        default=10_000,
+        help="idle keep-alive connections for the memory measurement (default 10000; 0 skips it)",
+    )
+    parser.add_argument(
+        "--start-timeout", type=float, default=30.0, help="seconds to wait for a server's port"
+    )
+    parser.add_argument("--wrk-timeout", type=float, default=5.0, help="wrk --timeout in seconds (default 5)")
+    parser.add_argument("--no-app-cost", action="store_true", help="skip the in-process app cost measurement")
+    parser.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
+    parser.add_argument("--tag", default="", help="suffix for the result files: results/<date>-<tag>.md")
+    args = parser.parse_args(argv)
+
+    if args.workloads is None:
+        workloads = [w.name for w in WORKLOADS if (w.quick if args.quick else w.default)]
+    else:
+        workloads = args.workloads
+    for bad, known, what in ((workloads, BY_NAME, "workload"), (args.servers, SERVER_ORDER, "server")):
+        unknown = [x for x in bad if x not in known]
+        if unknown:
+            parser.error(f"unknown {what}(s): {', '.join(unknown)}; known: {', '.join(known)}")
+    if args.tag and not re.fullmatch(r"[\w.-]+", args.tag):
+        parser.error("--tag: letters, digits, '.', '_' and '-' only")
+    ncpu = os.cpu_count() or 1
+    if ncpu < 2 or args.server_cpu == args.client_cpu or max(args.server_cpu, args.client_cpu) >= ncpu:
+        parser.error(f"need two distinct CPUs below {ncpu} for --server-cpu and --client-cpu")
+    cfg = Config(
+        duration=args.duration if args.duration is not None else (3.0 if args.quick else 10.0),
+        rounds=args.rounds if args.rounds is not None else (1 if args.quick else 3),
+        warmup=args.warmup if args.warmup is not None else (1.0 if args.quick else 2.0),
+        concurrency=args.concurrency,
+        workloads=list(dict.fromkeys(workloads)),
+        servers=[s for s in SERVER_ORDER if s in args.servers],
+        server_cpu=args.server_cpu,
+        client_cpu=args.client_cpu,
+        memory_conns=args.memory_conns,
+        start_timeout=args.start_timeout,
+        wrk_timeout=args.wrk_timeout,
+        app_cost=not args.no_app_cost,
+        docs=not args.no_docs,
+        tag=args.tag,
+    )
+    if cfg.duration <= 0 or cfg.rounds < 1:
+        parser.error("--duration must be > 0 and --rounds >= 1")
+    return cfg, args.quick
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cfg, quick = parse_args(argv)
+    started = dt.datetime.now()
+    atexit.register(_kill_all_groups)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _on_signal)
+    ensure_wrk()
+    nofile = raise_nofile(max(cfg.memory_conns, max(cfg.concurrency)) + 1024)
+    if cfg.memory_conns + 100 > nofile:
+        log(f"RLIMIT_NOFILE is {nofile}: memory measurement lowered to {nofile - 200} connections")
+        cfg.memory_conns = max(0, nofile - 200)
+    # The harness itself (and the memory client) stays off the server's core.
+    with contextlib.suppress(OSError):
+        os.sched_setaffinity(0, {cfg.client_cpu})
+    servers = discover_servers(cfg.servers)
+    try:
+        results = execute(cfg, servers, quick)
+    finally:
+        _kill_all_groups()
+    write_outputs(cfg, servers, results, argv, started)
+
+    invalid = [
+        f"{w} c={c} {s}: {cell.problem()}"
+        for w, by_c in results.cells.items()
+        for c, by_s in by_c.items()
+        for s, cell in by_s.items()
+        if not cell.valid
+    ]
+    invalid += [
+        f"memory {s}: {m.error.splitlines()[0]}" for s, ms in results.memory.items() for m in ms if m.error
+    ]
+    for line in invalid:
+        log(f"INVALID {line}")
+    for s in servers.values():
+        if not s.available:
+            log(f"{s.name}: {s.reason}")
+    return 1 if invalid else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
