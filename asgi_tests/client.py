@@ -254,3 +254,82 @@ def wait_observed(base_url: str, key: str, timeout: float = 5.0, until: str | No
                 f"probe {key!r} observed nothing conclusive within {timeout} s (last: {last!r})"
             )
         time.sleep(0.02)
+
+
+# ------------------------------------------------------------------------------------- raw WebSocket
+
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def ws_accept_value(key: bytes) -> bytes:
+    import base64
+    import hashlib
+
+    return base64.b64encode(hashlib.sha1(key + WS_GUID).digest())
+
+
+def ws_handshake_request(
+    path: str, headers: dict[str, str] | None = None, key: bytes = b"dGhlIHNhbXBsZSBub25jZQ=="
+) -> bytes:
+    all_headers = {
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Key": key.decode(),
+        "Sec-WebSocket-Version": "13",
+    }
+    all_headers.update(headers or {})
+    return build_request("GET", path, {k: v for k, v in all_headers.items() if v is not None})
+
+
+def ws_frame(opcode: int, payload: bytes, fin: bool = True, mask: bool = True, rsv: int = 0) -> bytes:
+    import os
+    import struct
+
+    first = (0x80 if fin else 0) | (rsv << 4) | opcode
+    length = len(payload)
+    mask_bit = 0x80 if mask else 0
+    if length < 126:
+        header = struct.pack("!BB", first, mask_bit | length)
+    elif length < 65536:
+        header = struct.pack("!BBH", first, mask_bit | 126, length)
+    else:
+        header = struct.pack("!BBQ", first, mask_bit | 127, length)
+    if not mask:
+        return header + payload
+    key = os.urandom(4)
+    masked = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    return header + key + masked
+
+
+def ws_close_payload(code: int | None, reason: str = "") -> bytes:
+    import struct
+
+    return b"" if code is None else struct.pack("!H", code) + reason.encode()
+
+
+def ws_read_frame(client: RawClient) -> tuple[bool, int, bytes]:
+    """Read one server frame: (fin, opcode, payload)."""
+    import struct
+
+    head = client._read_exact(2)
+    fin, opcode = bool(head[0] & 0x80), head[0] & 0x0F
+    length = head[1] & 0x7F
+    if head[1] & 0x80:
+        raise ProtocolError("server sent a masked frame")
+    if length == 126:
+        length = struct.unpack("!H", client._read_exact(2))[0]
+    elif length == 127:
+        length = struct.unpack("!Q", client._read_exact(8))[0]
+    return fin, opcode, client._read_exact(length)
+
+
+def ws_read_close(client: RawClient) -> tuple[int | None, str]:
+    """Skip data/ping frames until a close frame; return (code, reason); code None for an empty close."""
+    import struct
+
+    while True:
+        _, opcode, payload = ws_read_frame(client)
+        if opcode == 0x8:
+            if not payload:
+                return None, ""
+            return struct.unpack("!H", payload[:2])[0], payload[2:].decode("utf-8", "replace")

@@ -387,18 +387,17 @@ def test_keep_alive_after_error_status(server: ServerProcess) -> None:
 
 # ------------------------------------------------------------------------------------ malformed requests
 
+POST = b"POST /echo HTTP/1.1\r\nHost: localhost\r\n"
+
 REJECTED: dict[str, bytes] = {
-    "conflicting-content-lengths": b"POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n"
-    b"Content-Length: 6\r\n\r\nhello!",
-    "content-length-list-differs": b"POST /echo HTTP/1.1\r\nHost: localhost\r\n"
-    b"Content-Length: 5, 6\r\n\r\nhello!",
-    "content-length-not-a-number": b"POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: abc\r\n\r\nhello",
-    "content-length-negative": b"POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: -1\r\n\r\nhello",
-    "content-length-plus-sign": b"POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: +5\r\n\r\nhello",
-    "content-length-hex": b"POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0x5\r\n\r\nhello",
-    "content-length-overflow": b"POST /echo HTTP/1.1\r\nHost: localhost\r\n"
-    b"Content-Length: 184467440737095516160\r\n\r\nhello",
-    "whitespace-before-colon": b"POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length : 5\r\n\r\nhello",
+    "conflicting-content-lengths": POST + b"Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+    "content-length-list-differs": POST + b"Content-Length: 5, 6\r\n\r\nhello!",
+    "content-length-not-a-number": POST + b"Content-Length: abc\r\n\r\nhello",
+    "content-length-negative": POST + b"Content-Length: -1\r\n\r\nhello",
+    "content-length-plus-sign": POST + b"Content-Length: +5\r\n\r\nhello",
+    "content-length-hex": POST + b"Content-Length: 0x5\r\n\r\nhello",
+    "content-length-overflow": POST + b"Content-Length: 184467440737095516160\r\n\r\nhello",
+    "whitespace-before-colon": POST + b"Content-Length : 5\r\n\r\nhello",
     "header-without-colon": b"GET /head HTTP/1.1\r\nHost: localhost\r\nX-No-Colon\r\n\r\n",
     "empty-header-name": b"GET /head HTTP/1.1\r\nHost: localhost\r\n: value\r\n\r\n",
     "header-name-invalid-char": b"GET /head HTTP/1.1\r\nHost: localhost\r\nX(Bad): 1\r\n\r\n",
@@ -410,7 +409,7 @@ REJECTED: dict[str, bytes] = {
     "lowercase-http-version": b"GET /head http/1.1\r\nHost: localhost\r\n\r\n",
     "missing-host": b"GET /head HTTP/1.1\r\n\r\n",
     "duplicate-host": b"GET /head HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n",
-    "transfer-encoding-chunked-not-last": b"POST /echo HTTP/1.1\r\nHost: localhost\r\n"
+    "transfer-encoding-chunked-not-last": POST + b""
     b"Transfer-Encoding: chunked, identity\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
 }
 
