@@ -423,9 +423,9 @@ def run_wrk(argv: list[str], duration: float) -> tuple[str, str | None]:
 
 
 def load_run(
-    cfg: Config, workload: Workload, run: Running, conns: int, script: Path | None
+    cfg: Config, workload: Workload, run: Running, conns: int, script: Path | None, warmup: bool
 ) -> tuple[WrkResult, list[str]]:
-    if cfg.warmup > 0:
+    if warmup and cfg.warmup > 0:
         run_wrk(wrk_argv(cfg, workload, run.port, conns, cfg.warmup, script), cfg.warmup)
     argv = wrk_argv(cfg, workload, run.port, conns, cfg.duration, script)
     out, err = run_wrk(argv, cfg.duration)
@@ -643,8 +643,9 @@ def execute(cfg: Config, servers: dict[str, Server], quick: bool) -> Results:
                             for conns in cfg.concurrency:
                                 results.cell(name, conns, sname).error = run
                             continue
-                        for conns in cfg.concurrency:
-                            res, argv = load_run(cfg, workload, run, conns, scripts[name])
+                        for i, conns in enumerate(cfg.concurrency):
+                            # One warm-up per server start: the later concurrencies find it warm.
+                            res, argv = load_run(cfg, workload, run, conns, scripts[name], warmup=i == 0)
                             results.cell(name, conns, sname).runs.append(res)
                             shown = [f"{name}.lua" if a == str(scripts[name]) else a for a in argv]
                             results.wrk_commands.setdefault(
@@ -735,7 +736,7 @@ def environment(cfg: Config, servers: dict[str, Server]) -> list[str]:
         f"- Python {platform.python_version()} ({platform.python_implementation()}); {lib_versions}",
         f"- Servers: {server_versions}; wrk {wrk_version()}",
         f"- Repository commit: {git_revision()}",
-        f"- Load: wrk -t1, {cfg.duration:g} s per run after a {cfg.warmup:g} s warm-up, "
+        f"- Load: wrk -t1, {cfg.duration:g} s per run ({cfg.warmup:g} s warm-up after each server start), "
         f"concurrency {', '.join(map(str, cfg.concurrency))}; {cfg.rounds} round(s), servers interleaved "
         f"(order rotated every round), median reported",
     ]
@@ -897,7 +898,7 @@ def chart(cfg: Config, servers: dict[str, Server], results: Results, path: Path,
         return "no results to chart"
     ncols = min(3, len(names))
     nrows = (len(names) + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 3.6 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(max(8.0, 5.2 * ncols), 3.4 * nrows + 0.4), squeeze=False)
     for ax in axes.flat[len(names) :]:
         ax.set_visible(False)
     for ax, name in zip(axes.flat, names, strict=False):
@@ -927,7 +928,7 @@ def chart(cfg: Config, servers: dict[str, Server], results: Results, path: Path,
         for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(label, h)
     height = fig.get_figheight()
-    top = 1 - 0.6 / height  # room for the title and the legend (0.6 inch), as a figure fraction
+    top = 1 - 0.55 / height  # room for the title and the legend (0.6 inch), as a figure fraction
     fig.suptitle(title, y=1 - 0.05 / height, fontsize=9)
     fig.legend(
         handles.values(),
@@ -1036,7 +1037,7 @@ def parse_args(argv: Sequence[str]) -> tuple[Config, bool]:
     parser.add_argument("--duration", type=float, help="seconds per wrk run (default 10; --quick: 3)")
     parser.add_argument("--rounds", type=int, help="rounds, servers interleaved (default 3; --quick: 1)")
     parser.add_argument(
-        "--warmup", type=float, help="seconds of wrk warm-up before each run (default 2; --quick: 1)"
+        "--warmup", type=float, help="seconds of wrk warm-up after each server start (default 2; --quick: 1)"
     )
     parser.add_argument(
         "--workloads",
