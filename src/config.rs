@@ -40,12 +40,32 @@ impl TrustedProxy {
         match (self, ip) {
             (TrustedProxy::Any, _) => true,
             (TrustedProxy::UnixSocket, _) => false,
-            (TrustedProxy::Net { addr: IpAddr::V4(net), prefix }, IpAddr::V4(ip)) => {
-                let mask = if *prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
+            (
+                TrustedProxy::Net {
+                    addr: IpAddr::V4(net),
+                    prefix,
+                },
+                IpAddr::V4(ip),
+            ) => {
+                let mask = if *prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - prefix)
+                };
                 u32::from(*net) & mask == u32::from(*ip) & mask
             }
-            (TrustedProxy::Net { addr: IpAddr::V6(net), prefix }, IpAddr::V6(ip)) => {
-                let mask = if *prefix == 0 { 0 } else { u128::MAX << (128 - prefix) };
+            (
+                TrustedProxy::Net {
+                    addr: IpAddr::V6(net),
+                    prefix,
+                },
+                IpAddr::V6(ip),
+            ) => {
+                let mask = if *prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - prefix)
+                };
                 u128::from(*net) & mask == u128::from(*ip) & mask
             }
             (TrustedProxy::Net { .. }, IpAddr::V6(v6)) => v6
@@ -145,7 +165,9 @@ impl CoreConfig {
             ));
         }
         if limit_concurrency == Some(0) {
-            return Err(PyValueError::new_err("limit_concurrency must be at least 1"));
+            return Err(PyValueError::new_err(
+                "limit_concurrency must be at least 1",
+            ));
         }
         Ok(CoreConfig {
             settings: Settings {
@@ -177,7 +199,9 @@ mod tests {
         let one = TrustedProxy::parse("127.0.0.1").unwrap();
         assert!(one.contains(&"127.0.0.1".parse().unwrap()));
         assert!(!one.contains(&"127.0.0.2".parse().unwrap()));
-        assert!(TrustedProxy::parse("*").unwrap().contains(&"::1".parse().unwrap()));
+        assert!(TrustedProxy::parse("*")
+            .unwrap()
+            .contains(&"::1".parse().unwrap()));
         assert!(TrustedProxy::parse("nonsense").is_none());
         assert!(TrustedProxy::parse("10.0.0.0/40").is_none());
     }

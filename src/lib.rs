@@ -11,7 +11,10 @@ use pyo3::prelude::*;
 #[pymodule(gil_used = false)]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    m.add("ClientDisconnected", m.py().get_type::<errors::ClientDisconnected>())?;
+    m.add(
+        "ClientDisconnected",
+        m.py().get_type::<errors::ClientDisconnected>(),
+    )?;
     m.add_class::<config::CoreConfig>()?;
     m.add_class::<server::ServerCore>()?;
     m.add_class::<bridge::loop_handle::LoopHandle>()?;

@@ -81,7 +81,11 @@ impl RequestShared {
                 pump_started: false,
                 chunks: VecDeque::new(),
                 buffered: 0,
-                body_state: if has_body { BodyState::Reading } else { BodyState::Done },
+                body_state: if has_body {
+                    BodyState::Reading
+                } else {
+                    BodyState::Done
+                },
                 final_delivered: false,
                 waiters: Vec::new(),
                 disconnected: false,
@@ -178,7 +182,11 @@ impl RequestShared {
                 let mut st = self.lock();
                 // Futures cancelled by the app are dropped without consuming data.
                 while let Some(first) = st.waiters.first() {
-                    if first.bind(py).call_method0(intern!(py, "done"))?.is_truthy()? {
+                    if first
+                        .bind(py)
+                        .call_method0(intern!(py, "done"))?
+                        .is_truthy()?
+                    {
                         st.waiters.remove(0);
                     } else {
                         break;
@@ -349,11 +357,7 @@ impl HttpTransport {
         response
     }
 
-    fn deliver(
-        &self,
-        st: &mut TransportState,
-        response: Response<ResponseBody>,
-    ) -> PyResult<()> {
+    fn deliver(&self, st: &mut TransportState, response: Response<ResponseBody>) -> PyResult<()> {
         let sent = match st.respond.take() {
             Some(tx) => tx.send(response).is_ok(),
             None => false,

@@ -45,7 +45,9 @@ pub fn message_type(dict: &Bound<'_, PyDict>) -> PyResult<String> {
                 type_name(&t)
             ))),
         },
-        None => Err(PyTypeError::new_err("ASGI message is missing the 'type' key")),
+        None => Err(PyTypeError::new_err(
+            "ASGI message is missing the 'type' key",
+        )),
     }
 }
 
@@ -143,9 +145,9 @@ pub fn parse_http_send(message: &Bound<'_, PyAny>) -> PyResult<HttpSend> {
     match kind.as_str() {
         "http.response.start" => {
             let what = "http.response.start";
-            let status = dict
-                .get_item(intern!(py, "status"))?
-                .ok_or_else(|| PyTypeError::new_err(format!("{what} is missing the 'status' key")))?;
+            let status = dict.get_item(intern!(py, "status"))?.ok_or_else(|| {
+                PyTypeError::new_err(format!("{what} is missing the 'status' key"))
+            })?;
             let status_int = status.cast::<PyInt>().map_err(|_| {
                 PyTypeError::new_err(format!(
                     "{what} 'status' must be an int, got {}",
@@ -169,8 +171,8 @@ pub fn parse_http_send(message: &Bound<'_, PyAny>) -> PyResult<HttpSend> {
             })
         }
         "http.response.body" => {
-            let body = bytes_field(&dict, intern!(py, "body"), "http.response.body")?
-                .unwrap_or_default();
+            let body =
+                bytes_field(&dict, intern!(py, "body"), "http.response.body")?.unwrap_or_default();
             let more_body = bool_field(&dict, intern!(py, "more_body"))?;
             Ok(HttpSend::Body { body, more_body })
         }

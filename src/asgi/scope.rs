@@ -45,10 +45,19 @@ fn proxied<'a>(
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
     {
-        let proto = proto.rsplit(',').next().unwrap_or("").trim().to_ascii_lowercase();
+        let proto = proto
+            .rsplit(',')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         if matches!(proto.as_str(), "http" | "https" | "ws" | "wss") {
             scheme = Cow::Owned(if proto.starts_with("ws") {
-                if proto == "wss" { "https".into() } else { "http".into() }
+                if proto == "wss" {
+                    "https".into()
+                } else {
+                    "http".into()
+                }
             } else {
                 proto
             });
@@ -93,7 +102,9 @@ pub fn build_scope<'py>(
 
     let uri = &parts.uri;
     let raw_path: &[u8] = if parts.method == Method::CONNECT {
-        uri.authority().map(|a| a.as_str().as_bytes()).unwrap_or(b"")
+        uri.authority()
+            .map(|a| a.as_str().as_bytes())
+            .unwrap_or(b"")
     } else if uri == "*" {
         b"*"
     } else {
@@ -135,7 +146,9 @@ pub fn build_scope<'py>(
         None => scope.set_item(intern!(py, "client"), py.None())?,
     }
     match &conn.server {
-        Some((host, Some(port))) => scope.set_item(intern!(py, "server"), (host.as_str(), *port))?,
+        Some((host, Some(port))) => {
+            scope.set_item(intern!(py, "server"), (host.as_str(), *port))?
+        }
         Some((path, None)) => scope.set_item(intern!(py, "server"), (path.as_str(), py.None()))?,
         None => scope.set_item(intern!(py, "server"), py.None())?,
     }

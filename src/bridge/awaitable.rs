@@ -37,7 +37,9 @@ impl Done {
             Ok(mut v) => v.take(),
             Err(p) => p.into_inner().take(),
         };
-        Err(PyStopIteration::new_err((value.unwrap_or_else(|| py.None()),)))
+        Err(PyStopIteration::new_err((
+            value.unwrap_or_else(|| py.None()),
+        )))
     }
 
     fn send(&self, py: Python<'_>, _value: Py<PyAny>) -> PyResult<Py<PyAny>> {
@@ -45,7 +47,11 @@ impl Done {
     }
 
     #[pyo3(signature = (exc, *_args))]
-    fn throw(&self, exc: Bound<'_, PyAny>, _args: Bound<'_, pyo3::types::PyTuple>) -> PyResult<Py<PyAny>> {
+    fn throw(
+        &self,
+        exc: Bound<'_, PyAny>,
+        _args: Bound<'_, pyo3::types::PyTuple>,
+    ) -> PyResult<Py<PyAny>> {
         if let Ok(e) = exc.cast::<pyo3::exceptions::PyBaseException>() {
             return Err(PyErr::from_value(e.clone().into_any()));
         }

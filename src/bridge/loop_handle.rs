@@ -130,7 +130,11 @@ fn report(py: Python<'_>, err: PyErr) {
         .and_then(|logger| {
             let kwargs = PyDict::new(py);
             kwargs.set_item("exc_info", err.clone_ref(py).into_value(py))?;
-            logger.call_method("error", ("Internal error while dispatching a request",), Some(&kwargs))
+            logger.call_method(
+                "error",
+                ("Internal error while dispatching a request",),
+                Some(&kwargs),
+            )
         });
     if logged.is_err() {
         err.print(py);

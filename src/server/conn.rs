@@ -16,7 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{oneshot, watch, Notify};
 
 use super::responses;
-use super::{ShutdownStage, Shared};
+use super::{Shared, ShutdownStage};
 use crate::asgi::body::{RequestGuard, ResponseBody};
 use crate::asgi::http::{RequestCtx, RequestShared};
 use crate::bridge::inbox::{Event, Inbox};

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, UnixListener};
 
 use super::conn::{self, ConnInfo};
-use super::{ShutdownStage, Shared};
+use super::{Shared, ShutdownStage};
 
 fn dup(fd: i32) -> io::Result<i32> {
     // SAFETY: dup has no memory-safety preconditions; an invalid fd yields -1, checked below.
@@ -33,7 +33,9 @@ pub fn start(shared: Arc<Shared>, fd: i32, unix: bool) -> io::Result<()> {
             .and_then(|a| a.as_pathname().map(|p| p.to_string_lossy().into_owned()))
             .unwrap_or_default();
         let listener = UnixListener::from_std(std_listener)?;
-        shared.runtime.spawn(accept_unix(listener, path, shared.clone()));
+        shared
+            .runtime
+            .spawn(accept_unix(listener, path, shared.clone()));
     } else {
         // SAFETY: as above.
         let std_listener = unsafe { std::net::TcpListener::from_raw_fd(owned) };

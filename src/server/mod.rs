@@ -142,7 +142,9 @@ impl ServerCore {
         let settings = config.settings.clone();
         let runtime = runtime(settings.tokio_threads)?;
         let logging = py.import("logging")?;
-        let error_logger = logging.call_method1("getLogger", ("turboasgi.error",))?.unbind();
+        let error_logger = logging
+            .call_method1("getLogger", ("turboasgi.error",))?
+            .unbind();
         let (shutdown, _) = watch::channel(ShutdownStage::Running);
         Ok(ServerCore {
             shared: Arc::new(Shared {
@@ -167,7 +169,13 @@ impl ServerCore {
         state: Bound<'_, PyDict>,
     ) -> PyResult<LoopHandle> {
         let inbox = Inbox::new().map_err(|e| PyOSError::new_err(format!("eventfd: {e}")))?;
-        let entry = LoopEntry::new(&event_loop, handler, state, inbox.clone(), self.shared.clone())?;
+        let entry = LoopEntry::new(
+            &event_loop,
+            handler,
+            state,
+            inbox.clone(),
+            self.shared.clone(),
+        )?;
         match self.shared.loops.write() {
             Ok(mut l) => l.push(inbox),
             Err(p) => p.into_inner().push(inbox),
@@ -200,11 +208,9 @@ impl ServerCore {
             };
             if !finished {
                 let _ = shared.shutdown.send(ShutdownStage::Force);
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(5),
-                    shared.wait_connections_closed(),
-                )
-                .await;
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(5), shared.wait_connections_closed())
+                        .await;
             }
             Ok(finished)
         })

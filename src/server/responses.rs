@@ -20,7 +20,9 @@ pub fn apply_default_headers(headers: &mut HeaderMap, settings: &Settings) {
 }
 
 fn plain(settings: &Settings, status: StatusCode, text: &'static str) -> Response<ResponseBody> {
-    let mut response = Response::new(ResponseBody::Full(Some(Bytes::from_static(text.as_bytes()))));
+    let mut response = Response::new(ResponseBody::Full(Some(Bytes::from_static(
+        text.as_bytes(),
+    ))));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(
@@ -33,13 +35,25 @@ fn plain(settings: &Settings, status: StatusCode, text: &'static str) -> Respons
 }
 
 pub fn bad_request(settings: &Settings) -> Response<ResponseBody> {
-    plain(settings, StatusCode::BAD_REQUEST, "Invalid HTTP request received.")
+    plain(
+        settings,
+        StatusCode::BAD_REQUEST,
+        "Invalid HTTP request received.",
+    )
 }
 
 pub fn internal_error(settings: &Settings) -> Response<ResponseBody> {
-    plain(settings, StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+    plain(
+        settings,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Internal Server Error",
+    )
 }
 
 pub fn service_unavailable(settings: &Settings) -> Response<ResponseBody> {
-    plain(settings, StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable")
+    plain(
+        settings,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Service Unavailable",
+    )
 }

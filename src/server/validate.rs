@@ -71,7 +71,9 @@ mod tests {
     fn target_forms() {
         assert!(reject_reason(&req("OPTIONS", "*", Version::HTTP_11, &["a"])).is_none());
         assert!(reject_reason(&req("GET", "*", Version::HTTP_11, &["a"])).is_some());
-        assert!(reject_reason(&req("CONNECT", "a.example:443", Version::HTTP_11, &["a"])).is_none());
+        assert!(
+            reject_reason(&req("CONNECT", "a.example:443", Version::HTTP_11, &["a"])).is_none()
+        );
         assert!(reject_reason(&req("GET", "a.example:443", Version::HTTP_11, &["a"])).is_some());
         assert!(reject_reason(&req("CONNECT", "/x", Version::HTTP_11, &["a"])).is_some());
     }
