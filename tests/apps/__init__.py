@@ -1,0 +1,1 @@
+"""Small ASGI applications served by the server-behaviour tests (``tests.apps.probe:app`` ...)."""
