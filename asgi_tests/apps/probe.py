@@ -333,7 +333,10 @@ async def r_release(scope: Scope, receive: Receive, send: Send, arg: str, arg2: 
 async def r_hold(scope: Scope, receive: Receive, send: Send, arg: str, arg2: str) -> None:
     await read_body(receive)
     STORE[arg] = {"started": True}
-    await release_event(arg).wait()
+    try:
+        await asyncio.wait_for(release_event(arg).wait(), float(query(scope).get("timeout", "30")))
+    except asyncio.TimeoutError:
+        pass
     await respond(send, 200, b"held " + arg.encode())
 
 
