@@ -73,8 +73,11 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         return
     query = {key: values[-1] for key, values in parse_qs(scope["query_string"].decode("latin-1")).items()}
     path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    if root_path and path.startswith(root_path):  # route like Starlette: below the mount point
+        path = path[len(root_path) :]
     handler = ROUTES.get(path.rstrip("/") or "/")
-    if handler is None and path.startswith("/echo"):
+    if handler is None and path.startswith(("/echo", "/a/")):
         handler = echo
     if handler is None:
         await respond(send, b"Not Found", 404)
