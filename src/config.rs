@@ -88,6 +88,10 @@ pub struct Settings {
     pub trusted_proxies: Vec<TrustedProxy>,
     pub max_header_bytes: usize,
     pub tokio_threads: usize,
+    pub ws_enabled: bool,
+    pub ws_max_size: usize,
+    pub ws_ping_interval: Option<Duration>,
+    pub ws_ping_timeout: Option<Duration>,
 }
 
 impl Settings {
@@ -113,7 +117,8 @@ impl CoreConfig {
     #[pyo3(signature = (*, root_path = String::new(), server_header = true, date_header = true,
         default_headers = Vec::new(), timeout_keep_alive = 5.0, limit_concurrency = None,
         proxy_headers = true, forwarded_allow_ips = vec!["127.0.0.1".to_string()],
-        max_header_bytes = 65536, tokio_threads = 1, ws_enabled = false))]
+        max_header_bytes = 65536, tokio_threads = 1, ws_enabled = true,
+        ws_max_size = 16 * 1024 * 1024, ws_ping_interval = Some(20.0), ws_ping_timeout = Some(20.0)))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         root_path: String,
@@ -127,8 +132,21 @@ impl CoreConfig {
         max_header_bytes: usize,
         tokio_threads: usize,
         ws_enabled: bool,
+        ws_max_size: usize,
+        ws_ping_interval: Option<f64>,
+        ws_ping_timeout: Option<f64>,
     ) -> PyResult<Self> {
-        let _ = ws_enabled;
+        let seconds = |name: &str, v: Option<f64>| -> PyResult<Option<Duration>> {
+            match v {
+                None => Ok(None),
+                Some(s) if s.is_finite() && s > 0.0 => Ok(Some(Duration::from_secs_f64(s))),
+                Some(_) => Err(PyValueError::new_err(format!(
+                    "{name} must be a positive number of seconds or None"
+                ))),
+            }
+        };
+        let ws_ping_interval = seconds("ws_ping_interval", ws_ping_interval)?;
+        let ws_ping_timeout = seconds("ws_ping_timeout", ws_ping_timeout)?;
         let mut headers = Vec::with_capacity(default_headers.len());
         for (name, value) in default_headers {
             let n = HeaderName::from_bytes(&name).map_err(|_| {
@@ -181,6 +199,10 @@ impl CoreConfig {
                 trusted_proxies: trusted,
                 max_header_bytes: max_header_bytes.max(8192),
                 tokio_threads: tokio_threads.max(1),
+                ws_enabled,
+                ws_max_size: ws_max_size.max(1),
+                ws_ping_interval,
+                ws_ping_timeout,
             },
         })
     }

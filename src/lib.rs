@@ -19,6 +19,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<server::ServerCore>()?;
     m.add_class::<bridge::loop_handle::LoopHandle>()?;
     m.add_class::<asgi::http::HttpTransport>()?;
+    m.add_class::<asgi::ws::WebSocketTransport>()?;
     m.add_class::<bridge::awaitable::Done>()?;
     Ok(())
 }

@@ -26,7 +26,10 @@ class CoreConfig:
         forwarded_allow_ips: list[str] = ...,
         max_header_bytes: int = 65536,
         tokio_threads: int = 1,
-        ws_enabled: bool = False,
+        ws_enabled: bool = True,
+        ws_max_size: int = 16777216,
+        ws_ping_interval: float | None = 20.0,
+        ws_ping_timeout: float | None = 20.0,
     ) -> None: ...
 
 class LoopHandle:
@@ -42,6 +45,7 @@ class ServerCore:
         loop: asyncio.AbstractEventLoop,
         handler: Callable[[dict[str, Any], HttpTransport], Coroutine[Any, Any, None]],
         state: dict[str, Any],
+        ws_handler: Callable[[dict[str, Any], WebSocketTransport], Coroutine[Any, Any, None]] | None = None,
     ) -> LoopHandle: ...
     def listen(self, fd: int, *, unix: bool = False) -> None:
         """Serve connections accepted on a bound, listening socket (the fd is duplicated)."""
@@ -66,3 +70,17 @@ class HttpTransport:
     def client_disconnected(self) -> bool: ...
     def fail(self) -> None:
         """The app raised or returned early: 500 if nothing was sent yet, else abort the connection."""
+
+class WebSocketTransport:
+    """The receive/send pair of one WebSocket connection."""
+
+    def receive(self) -> Awaitable[dict[str, Any]]: ...
+    def send(self, message: dict[str, Any]) -> Awaitable[None]: ...
+    @property
+    def accepted(self) -> bool: ...
+    @property
+    def status(self) -> int | None: ...
+    def fail(self) -> None:
+        """The app raised: 500 before the handshake was answered, close 1011 after."""
+    def finish(self) -> None:
+        """The app returned: 500 if it never answered the handshake, close 1000 if still open."""

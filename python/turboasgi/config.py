@@ -66,7 +66,9 @@ INTERFACES: list[str] = ["auto", "asgi3", "asgi2", "wsgi"]
 HTTP_CHOICES: list[str] = ["auto", "h11", "httptools"]
 WS_CHOICES: list[str] = ["auto", "none", "websockets", "websockets-sansio", "wsproto"]
 LOOP_CHOICES: list[str] = ["none", "auto", "asyncio", "uvloop"]
-SUPPORTED_WS: tuple[str, ...] = ("auto", "none")
+# The WebSocket implementation is ours (tokio-tungstenite); uvicorn's implementation names are accepted
+# as synonyms of "auto" so that existing command lines keep working.
+SUPPORTED_WS: tuple[str, ...] = ("auto", "none", "websockets", "websockets-sansio", "wsproto")
 
 SSL_PROTOCOL_VERSION: int = ssl.PROTOCOL_TLS_SERVER
 STARTUP_FAILURE = 3
@@ -319,16 +321,16 @@ class Config:
             raise _not_supported("--reset-contextvars")
         if not isinstance(self.ws, str) or self.ws not in SUPPORTED_WS:
             raise _not_supported(f"--ws {self.ws}")
-        non_default_ws = [
-            ("--ws-max-size", self.ws_max_size != DEFAULT_WS_MAX_SIZE),
-            ("--ws-max-queue", self.ws_max_queue != DEFAULT_WS_MAX_QUEUE),
-            ("--ws-ping-interval", self.ws_ping_interval != DEFAULT_WS_PING_INTERVAL),
-            ("--ws-ping-timeout", self.ws_ping_timeout != DEFAULT_WS_PING_TIMEOUT),
-            ("--ws-per-message-deflate", self.ws_per_message_deflate is not True),
-        ]
-        for option, changed in non_default_ws:
-            if changed:
-                raise _not_supported(f"A non-default {option}")
+        if self.ws_max_queue != DEFAULT_WS_MAX_QUEUE:
+            raise _not_supported("A non-default --ws-max-queue")
+        if self.ws_max_size < 1:
+            raise ConfigError(f"--ws-max-size must be at least 1, got {self.ws_max_size}")
+        for option, value in (
+            ("--ws-ping-interval", self.ws_ping_interval),
+            ("--ws-ping-timeout", self.ws_ping_timeout),
+        ):
+            if value is not None and value <= 0:
+                raise ConfigError(f"{option} must be a positive number of seconds, got {value}")
         if self.uds is not None and self.fd is not None:
             raise ConfigError("--uds and --fd are mutually exclusive")
         if self.limit_concurrency is not None and self.limit_concurrency < 1:
@@ -568,4 +570,7 @@ class Config:
             forwarded_allow_ips=list(self.forwarded_allow_ips),
             max_header_bytes=self.h11_max_incomplete_event_size or DEFAULT_MAX_HEADER_BYTES,
             ws_enabled=self.ws != "none",
+            ws_max_size=self.ws_max_size,
+            ws_ping_interval=self.ws_ping_interval,
+            ws_ping_timeout=self.ws_ping_timeout,
         )

@@ -10,7 +10,7 @@ from urllib.parse import quote
 from turboasgi._core import ClientDisconnected
 
 if TYPE_CHECKING:
-    from turboasgi._core import HttpTransport
+    from turboasgi._core import HttpTransport, WebSocketTransport
 
 logger = logging.getLogger("turboasgi.error")
 access_logger = logging.getLogger("turboasgi.access")
@@ -76,4 +76,46 @@ class HttpRunner:
                     _path_with_query(scope),
                     scope["http_version"],
                     transport.status,
+                )
+
+
+class WebSocketRunner:
+    """Runs the app for one WebSocket connection (spec W8: close 1011 or answer 500 when it fails)."""
+
+    def __init__(self, app: ASGIApp, *, access_log: bool, tasks: set[asyncio.Task[None]]) -> None:
+        self.app = app
+        self.access_log = access_log
+        self.tasks = tasks
+
+    async def __call__(self, scope: dict[str, Any], transport: WebSocketTransport) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self.tasks.add(task)
+        try:
+            await self.app(scope, transport.receive, transport.send)
+        except ClientDisconnected:
+            transport.finish()
+        except asyncio.CancelledError:
+            transport.fail()
+            raise
+        except BaseException as exc:
+            logger.error("Exception in ASGI application\n", exc_info=exc)
+            transport.fail()
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            if transport.status is None:
+                logger.error("ASGI callable returned without sending handshake.")
+            transport.finish()
+        finally:
+            if task is not None:
+                self.tasks.discard(task)
+            if self.access_log and transport.status is not None:
+                # uvicorn writes these lines to the error logger: its access formatter expects HTTP fields
+                outcome = "[accepted]" if transport.accepted else str(transport.status)
+                logger.info(
+                    '%s - "WebSocket %s" %s',
+                    _client_addr(scope),
+                    _path_with_query(scope),
+                    outcome,
                 )

@@ -15,7 +15,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from turboasgi._core import ServerCore
-from turboasgi.protocol import HttpRunner
+from turboasgi.protocol import HttpRunner, WebSocketRunner
 
 if TYPE_CHECKING:
     from turboasgi._core import LoopHandle
@@ -85,7 +85,8 @@ class Server:
         core = ServerCore(config.core_config())
         access_log = bool(config.access_log) and logging.getLogger("turboasgi.access").hasHandlers()
         self.runner = HttpRunner(config.loaded_app, access_log=access_log)
-        self._handle = core.add_loop(loop, self.runner, self.lifespan.state)
+        ws_runner = WebSocketRunner(config.loaded_app, access_log=access_log, tasks=self.runner.tasks)
+        self._handle = core.add_loop(loop, self.runner, self.lifespan.state, ws_runner)
         loop.add_reader(self._handle.fileno(), self._handle.drain)
         self.core = core
 

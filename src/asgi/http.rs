@@ -17,8 +17,8 @@ use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::body::{RequestGuard, ResponseBody};
 use super::message::{parse_http_send, HttpSend};
-use crate::bridge::awaitable::Done;
-use crate::bridge::inbox::{Event, Inbox};
+use crate::bridge::awaitable::{done, prune_waiters, set_result};
+use crate::bridge::inbox::{Event, Inbox, Wakeable};
 use crate::errors::ClientDisconnected;
 use crate::server::conn::ConnInfo;
 use crate::server::responses;
@@ -123,7 +123,8 @@ impl RequestShared {
             !st.waiters.is_empty()
         };
         if wake {
-            self.inbox.push(Event::Wake(self.clone()));
+            self.inbox
+                .push(Event::Wake(self.clone() as Arc<dyn Wakeable>));
         }
     }
 
@@ -174,25 +175,16 @@ impl RequestShared {
             _ => Ok(None),
         }
     }
+}
 
+impl Wakeable for RequestShared {
     /// Resolves waiting `receive()` futures with whatever is ready. Loop thread only.
-    pub fn wake_waiters(&self, py: Python<'_>) -> PyResult<()> {
+    fn wake_waiters(&self, py: Python<'_>) -> PyResult<()> {
         loop {
             let (fut, event) = {
                 let mut st = self.lock();
                 // Futures cancelled by the app are dropped without consuming data.
-                while let Some(first) = st.waiters.first() {
-                    if first
-                        .bind(py)
-                        .call_method0(intern!(py, "done"))?
-                        .is_truthy()?
-                    {
-                        st.waiters.remove(0);
-                    } else {
-                        break;
-                    }
-                }
-                if st.waiters.is_empty() {
+                if !prune_waiters(py, &mut st.waiters)? {
                     return Ok(());
                 }
                 match self.ready_event(py, &mut st)? {
@@ -200,8 +192,7 @@ impl RequestShared {
                     None => return Ok(()),
                 }
             };
-            fut.bind(py)
-                .call_method1(intern!(py, "set_result"), (event,))?;
+            set_result(py, &fut, event)?;
         }
     }
 }
@@ -263,7 +254,9 @@ async fn pump_body(shared: Arc<RequestShared>, mut body: Incoming) {
             shared.body_failed.notify_one();
         }
         if wake {
-            shared.inbox.push(Event::Wake(shared.clone()));
+            shared
+                .inbox
+                .push(Event::Wake(shared.clone() as Arc<dyn Wakeable>));
         }
         if shared.lock().body_state != BodyState::Reading {
             return;
@@ -406,7 +399,7 @@ impl HttpTransport {
             tx.try_send(chunk)
         };
         let result = match outcome {
-            Ok(()) => Ok(Done::none(py).into_pyobject(py)?.into_any().unbind()),
+            Ok(()) => done(py, py.None()),
             Err(mpsc::error::TrySendError::Closed(_)) => {
                 self.shared.finished_cleanly.store(false, Ordering::Release);
                 st.phase = Phase::Complete;
@@ -465,7 +458,7 @@ impl HttpTransport {
         let mut st = self.shared.lock();
         if st.waiters.is_empty() {
             if let Some(event) = self.shared.ready_event(py, &mut st)? {
-                return Ok(Done::new(event).into_pyobject(py)?.into_any().unbind());
+                return done(py, event);
             }
         }
         self.shared.start_pump(&mut st);
@@ -496,7 +489,7 @@ impl HttpTransport {
                     headers,
                     declared_length,
                 };
-                Ok(Done::none(py).into_pyobject(py)?.into_any().unbind())
+                done(py, py.None())
             }
             (HttpSend::Start { .. }, _) => Err(PyRuntimeError::new_err(
                 "Unexpected ASGI message 'http.response.start' sent, after response already started.",
@@ -534,7 +527,7 @@ impl HttpTransport {
                     let delivered = self.deliver(&mut st, response);
                     self.mark_complete(py, &mut st, delivered.is_ok())?;
                     delivered?;
-                    return Ok(Done::none(py).into_pyobject(py)?.into_any().unbind());
+                    return done(py, py.None());
                 }
                 let (tx, rx) = mpsc::channel(STREAM_CHANNEL);
                 let guard = RequestGuard::new(self.shared.clone());

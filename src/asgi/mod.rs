@@ -4,3 +4,4 @@ pub mod body;
 pub mod http;
 pub mod message;
 pub mod scope;
+pub mod ws;

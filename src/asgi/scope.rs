@@ -88,8 +88,31 @@ fn proxied<'a>(
     (scheme, client)
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum ScopeKind {
+    Http,
+    WebSocket,
+}
+
+/// `Sec-WebSocket-Protocol` values, comma-split and stripped (spec W1).
+fn subprotocols<'py>(
+    py: Python<'py>,
+    parts: &http::request::Parts,
+) -> PyResult<Bound<'py, PyList>> {
+    let list = PyList::empty(py);
+    for value in parts.headers.get_all("sec-websocket-protocol") {
+        if let Ok(text) = value.to_str() {
+            for p in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                list.append(p)?;
+            }
+        }
+    }
+    Ok(list)
+}
+
 pub fn build_scope<'py>(
     py: Python<'py>,
+    kind: ScopeKind,
     parts: &http::request::Parts,
     conn: &ConnInfo,
     settings: &Settings,
@@ -131,11 +154,23 @@ pub fn build_scope<'py>(
     }
 
     let (scheme, client) = proxied(parts, conn, settings);
-    scope.set_item(intern!(py, "type"), intern!(py, "http"))?;
+    let extensions = PyDict::new(py);
+    match kind {
+        ScopeKind::Http => {
+            scope.set_item(intern!(py, "type"), intern!(py, "http"))?;
+            scope.set_item(intern!(py, "method"), method_str(&parts.method))?;
+            scope.set_item(intern!(py, "scheme"), scheme.as_ref())?;
+        }
+        ScopeKind::WebSocket => {
+            scope.set_item(intern!(py, "type"), intern!(py, "websocket"))?;
+            let ws_scheme = if scheme == "https" { "wss" } else { "ws" };
+            scope.set_item(intern!(py, "scheme"), ws_scheme)?;
+            scope.set_item(intern!(py, "subprotocols"), subprotocols(py, parts)?)?;
+            extensions.set_item(intern!(py, "websocket.http.response"), PyDict::new(py))?;
+        }
+    }
     scope.set_item(intern!(py, "asgi"), asgi)?;
     scope.set_item(intern!(py, "http_version"), http_version(parts.version))?;
-    scope.set_item(intern!(py, "method"), method_str(&parts.method))?;
-    scope.set_item(intern!(py, "scheme"), scheme.as_ref())?;
     scope.set_item(intern!(py, "path"), path)?;
     scope.set_item(intern!(py, "raw_path"), PyBytes::new(py, raw_path))?;
     scope.set_item(intern!(py, "query_string"), PyBytes::new(py, query))?;
@@ -153,6 +188,6 @@ pub fn build_scope<'py>(
         None => scope.set_item(intern!(py, "server"), py.None())?,
     }
     scope.set_item(intern!(py, "state"), state.copy()?)?;
-    scope.set_item(intern!(py, "extensions"), PyDict::new(py))?;
+    scope.set_item(intern!(py, "extensions"), extensions)?;
     Ok(scope)
 }

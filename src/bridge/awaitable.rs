@@ -2,8 +2,38 @@
 //! event loop. Used when `send()` fits the channel or `receive()` has buffered data.
 
 use pyo3::exceptions::PyStopIteration;
+use pyo3::intern;
 use pyo3::prelude::*;
 use std::sync::Mutex;
+
+/// Drops waiting futures the app already cancelled; true when one is still waiting.
+pub fn prune_waiters(py: Python<'_>, waiters: &mut Vec<Py<PyAny>>) -> PyResult<bool> {
+    while let Some(first) = waiters.first() {
+        if first
+            .bind(py)
+            .call_method0(intern!(py, "done"))?
+            .is_truthy()?
+        {
+            waiters.remove(0);
+        } else {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Resolves a waiting future created with `loop.create_future()`.
+pub fn set_result(py: Python<'_>, future: &Py<PyAny>, value: Py<PyAny>) -> PyResult<()> {
+    future
+        .bind(py)
+        .call_method1(intern!(py, "set_result"), (value,))?;
+    Ok(())
+}
+
+/// A completed awaitable as a Python object.
+pub fn done(py: Python<'_>, value: Py<PyAny>) -> PyResult<Py<PyAny>> {
+    Ok(Done::new(value).into_pyobject(py)?.into_any().unbind())
+}
 
 #[pyclass(module = "turboasgi._core", frozen)]
 pub struct Done {

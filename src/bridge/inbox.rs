@@ -9,14 +9,22 @@ use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
 
-use crate::asgi::http::{RequestCtx, RequestShared};
+use crate::asgi::http::RequestCtx;
+use crate::asgi::ws::WsCtx;
+
+/// Something whose waiting `receive()` futures may now be resolvable.
+pub trait Wakeable: Send + Sync {
+    fn wake_waiters(&self, py: Python<'_>) -> PyResult<()>;
+}
 
 /// What a tokio thread hands to a loop thread.
 pub enum Event {
     /// A new request: build its scope and start the app's Task.
     Request(Box<RequestCtx>),
-    /// Body bytes, end of body or a disconnect arrived: resolve waiting `receive()` futures.
-    Wake(Arc<RequestShared>),
+    /// A WebSocket handshake: build its scope and start the app's Task.
+    WebSocket(Box<WsCtx>),
+    /// Data, end of body or a disconnect arrived: resolve waiting `receive()` futures.
+    Wake(Arc<dyn Wakeable>),
     /// A `send()` that had to wait for the client finished: resolve its future.
     SendDone { future: Py<PyAny>, delivered: bool },
 }

@@ -10,7 +10,8 @@ use pyo3::types::PyDict;
 
 use super::inbox::{Event, Inbox};
 use crate::asgi::http::{HttpTransport, RequestCtx};
-use crate::asgi::scope::build_scope;
+use crate::asgi::scope::{build_scope, ScopeKind};
+use crate::asgi::ws::{WebSocketTransport, WsCtx};
 use crate::errors::ClientDisconnected;
 use crate::server::conn::close_after;
 use crate::server::Shared;
@@ -18,6 +19,7 @@ use crate::server::Shared;
 pub struct LoopEntry {
     inbox: Arc<Inbox>,
     handler: Py<PyAny>,
+    ws_handler: Option<Py<PyAny>>,
     create_task: Py<PyAny>,
     create_future: Py<PyAny>,
     state: Py<PyDict>,
@@ -30,6 +32,7 @@ impl LoopEntry {
     pub fn new(
         event_loop: &Bound<'_, PyAny>,
         handler: Bound<'_, PyAny>,
+        ws_handler: Option<Bound<'_, PyAny>>,
         state: Bound<'_, PyDict>,
         inbox: Arc<Inbox>,
         server: Arc<Shared>,
@@ -38,6 +41,7 @@ impl LoopEntry {
         Ok(Arc::new(LoopEntry {
             inbox,
             handler: handler.unbind(),
+            ws_handler: ws_handler.map(Bound::unbind),
             create_task: event_loop.getattr(intern!(py, "create_task"))?.unbind(),
             create_future: event_loop.getattr(intern!(py, "create_future"))?.unbind(),
             state: state.unbind(),
@@ -54,6 +58,7 @@ impl LoopEntry {
         } = ctx;
         let scope = build_scope(
             py,
+            ScopeKind::Http,
             &parts,
             &shared.conn,
             &self.server.settings,
@@ -70,9 +75,33 @@ impl LoopEntry {
         Ok(())
     }
 
+    fn start_websocket(&self, py: Python<'_>, ctx: WsCtx) -> PyResult<()> {
+        let WsCtx {
+            parts,
+            shared,
+            decide,
+        } = ctx;
+        let Some(handler) = &self.ws_handler else {
+            return Ok(()); // dropping `decide` answers 500
+        };
+        let scope = build_scope(
+            py,
+            ScopeKind::WebSocket,
+            &parts,
+            &shared.conn,
+            &self.server.settings,
+            self.state.bind(py),
+        )?;
+        let transport = WebSocketTransport::new(shared, decide, self.create_future.clone_ref(py));
+        let coro = handler.bind(py).call1((scope, transport))?;
+        self.create_task.bind(py).call1((coro,))?;
+        Ok(())
+    }
+
     fn handle(&self, py: Python<'_>, event: Event) -> PyResult<()> {
         match event {
             Event::Request(ctx) => self.start_request(py, *ctx),
+            Event::WebSocket(ctx) => self.start_websocket(py, *ctx),
             Event::Wake(shared) => shared.wake_waiters(py),
             Event::SendDone { future, delivered } => {
                 let fut = future.bind(py);

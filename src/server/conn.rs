@@ -51,7 +51,7 @@ impl ConnInfo {
         }
     }
 
-    fn request_started(&self) {
+    pub fn request_started(&self) {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         self.activity.notify_waiters();
     }
@@ -87,6 +87,9 @@ async fn handle(
     let settings = &server.settings;
     if super::validate::reject_reason(&req).is_some() {
         return Ok(responses::bad_request(settings));
+    }
+    if settings.ws_enabled && super::websocket::is_upgrade(&req) {
+        return Ok(super::websocket::handle_upgrade(req, conn, server.clone()).await);
     }
     if !server.try_start_request() {
         server.log_warning("Exceeded concurrency limit.");
@@ -147,7 +150,9 @@ pub async fn serve<IO>(
     let svc_conn = conn.clone();
     let svc_server = server.clone();
     let service = service_fn(move |req| handle(req, svc_conn.clone(), svc_server.clone()));
-    let connection = builder.serve_connection(TokioIo::new(io), service);
+    let connection = builder
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
     tokio::pin!(connection);
     let keep_alive = settings.timeout_keep_alive;
     let mut closing = false;

@@ -4,6 +4,7 @@ pub mod conn;
 pub mod listener;
 pub mod responses;
 pub mod validate;
+pub mod websocket;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
@@ -162,16 +163,19 @@ impl ServerCore {
         })
     }
 
+    #[pyo3(signature = (event_loop, handler, state, ws_handler = None))]
     fn add_loop(
         &self,
         event_loop: Bound<'_, PyAny>,
         handler: Bound<'_, PyAny>,
         state: Bound<'_, PyDict>,
+        ws_handler: Option<Bound<'_, PyAny>>,
     ) -> PyResult<LoopHandle> {
         let inbox = Inbox::new().map_err(|e| PyOSError::new_err(format!("eventfd: {e}")))?;
         let entry = LoopEntry::new(
             &event_loop,
             handler,
+            ws_handler,
             state,
             inbox.clone(),
             self.shared.clone(),

@@ -57,3 +57,7 @@ pub fn service_unavailable(settings: &Settings) -> Response<ResponseBody> {
         "Service Unavailable",
     )
 }
+
+pub fn forbidden(settings: &Settings) -> Response<ResponseBody> {
+    plain(settings, StatusCode::FORBIDDEN, "Forbidden")
+}

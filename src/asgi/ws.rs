@@ -1,0 +1,568 @@
+//! One WebSocket connection as the app sees it: `websocket.connect` before the handshake, accept
+//! or deny, then messages both ways over bounded queues (spec W1–W10).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyInt, PyString};
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use super::body::ResponseBody;
+use super::message::{
+    bool_field, bytes_field, message_dict, message_type, parse_http_send, HttpSend,
+};
+use crate::bridge::awaitable::{done, prune_waiters, set_result};
+use crate::bridge::inbox::{Event, Inbox, Wakeable};
+use crate::errors::ClientDisconnected;
+use crate::server::conn::ConnInfo;
+use crate::server::responses;
+use crate::server::Shared;
+
+/// Messages from the client buffered before the app reads them.
+pub const INCOMING_QUEUE: usize = 16;
+/// Messages from the app buffered before the socket takes them.
+pub const OUTGOING_QUEUE: usize = 16;
+
+pub struct WsCtx {
+    pub parts: http::request::Parts,
+    pub shared: Arc<WsShared>,
+    pub decide: oneshot::Sender<Handshake>,
+}
+
+/// The app's answer to the handshake.
+pub enum Handshake {
+    Accept {
+        subprotocol: Option<String>,
+        headers: Vec<(HeaderName, HeaderValue)>,
+        outgoing: mpsc::Receiver<Outgoing>,
+    },
+    Deny(Response<ResponseBody>),
+}
+
+pub enum Outgoing {
+    Text(String),
+    Binary(Bytes),
+    Close { code: u16, reason: String },
+}
+
+pub enum Incoming {
+    Text(String),
+    Binary(Bytes),
+}
+
+struct WsState {
+    connect_delivered: bool,
+    incoming: VecDeque<Incoming>,
+    /// `(code, reason)` once the connection is over, as `websocket.disconnect` reports it.
+    closed: Option<(u16, String)>,
+    waiters: Vec<Py<PyAny>>,
+}
+
+/// State shared by the socket task and the loop thread.
+pub struct WsShared {
+    state: Mutex<WsState>,
+    inbox: Arc<Inbox>,
+    pub server: Arc<Shared>,
+    pub conn: Arc<ConnInfo>,
+    /// The app read a message: the socket task may read the next one.
+    pub space: Notify,
+}
+
+impl WsShared {
+    pub fn new(inbox: Arc<Inbox>, server: Arc<Shared>, conn: Arc<ConnInfo>) -> Arc<Self> {
+        Arc::new(WsShared {
+            state: Mutex::new(WsState {
+                connect_delivered: false,
+                incoming: VecDeque::new(),
+                closed: None,
+                waiters: Vec::new(),
+            }),
+            inbox,
+            server,
+            conn,
+            space: Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, WsState> {
+        match self.state.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    fn notify(self: &Arc<Self>, wake: bool) {
+        if wake {
+            self.inbox
+                .push(Event::Wake(self.clone() as Arc<dyn Wakeable>));
+        }
+    }
+
+    /// A message from the client; false when the queue is full and reading should pause.
+    pub fn push_incoming(self: &Arc<Self>, message: Incoming) -> bool {
+        let (wake, room) = {
+            let mut st = self.lock();
+            st.incoming.push_back(message);
+            (!st.waiters.is_empty(), st.incoming.len() < INCOMING_QUEUE)
+        };
+        self.notify(wake);
+        room
+    }
+
+    pub fn has_room(&self) -> bool {
+        self.lock().incoming.len() < INCOMING_QUEUE
+    }
+
+    /// The connection is over (first call wins): the app's next `receive()` reports it.
+    pub fn set_closed(self: &Arc<Self>, code: u16, reason: String) {
+        let wake = {
+            let mut st = self.lock();
+            if st.closed.is_none() {
+                st.closed = Some((code, reason));
+            }
+            !st.waiters.is_empty()
+        };
+        self.notify(wake);
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed.is_some()
+    }
+
+    fn ready_event(&self, py: Python<'_>, st: &mut WsState) -> PyResult<Option<Py<PyAny>>> {
+        let d = PyDict::new(py);
+        if !st.connect_delivered {
+            st.connect_delivered = true;
+            d.set_item(intern!(py, "type"), intern!(py, "websocket.connect"))?;
+            return Ok(Some(d.into_any().unbind()));
+        }
+        if let Some(message) = st.incoming.pop_front() {
+            self.space.notify_one();
+            d.set_item(intern!(py, "type"), intern!(py, "websocket.receive"))?;
+            match message {
+                Incoming::Text(text) => {
+                    d.set_item(intern!(py, "text"), text)?;
+                    d.set_item(intern!(py, "bytes"), py.None())?;
+                }
+                Incoming::Binary(data) => {
+                    d.set_item(intern!(py, "bytes"), PyBytes::new(py, &data))?;
+                    d.set_item(intern!(py, "text"), py.None())?;
+                }
+            }
+            return Ok(Some(d.into_any().unbind()));
+        }
+        if let Some((code, reason)) = &st.closed {
+            d.set_item(intern!(py, "type"), intern!(py, "websocket.disconnect"))?;
+            d.set_item(intern!(py, "code"), *code)?;
+            d.set_item(intern!(py, "reason"), reason.as_str())?;
+            return Ok(Some(d.into_any().unbind()));
+        }
+        Ok(None)
+    }
+}
+
+impl Wakeable for WsShared {
+    fn wake_waiters(&self, py: Python<'_>) -> PyResult<()> {
+        loop {
+            let (fut, event) = {
+                let mut st = self.lock();
+                if !prune_waiters(py, &mut st.waiters)? {
+                    return Ok(());
+                }
+                match self.ready_event(py, &mut st)? {
+                    Some(ev) => (st.waiters.remove(0), ev),
+                    None => return Ok(()),
+                }
+            };
+            set_result(py, &fut, event)?;
+        }
+    }
+}
+
+enum Phase {
+    Connecting {
+        decide: oneshot::Sender<Handshake>,
+    },
+    /// A denial response is being sent (`websocket.http.response.*`).
+    Denying {
+        decide: oneshot::Sender<Handshake>,
+        status: u16,
+        headers: HeaderMap,
+        body: Vec<u8>,
+    },
+    Open {
+        tx: mpsc::Sender<Outgoing>,
+    },
+    Closed,
+}
+
+struct TransportState {
+    phase: Phase,
+    accepted: bool,
+    status: Option<u16>,
+}
+
+#[pyclass(module = "turboasgi._core", frozen)]
+pub struct WebSocketTransport {
+    shared: Arc<WsShared>,
+    state: Mutex<TransportState>,
+    create_future: Py<PyAny>,
+}
+
+fn str_field(
+    dict: &Bound<'_, PyDict>,
+    key: &Bound<'_, PyString>,
+    what: &str,
+) -> PyResult<Option<String>> {
+    match dict.get_item(key)? {
+        None => Ok(None),
+        Some(v) if v.is_none() => Ok(None),
+        Some(v) => match v.cast::<PyString>() {
+            Ok(s) => Ok(Some(s.to_str()?.to_owned())),
+            Err(_) => Err(PyTypeError::new_err(format!(
+                "{what} '{}' must be a str, got {}",
+                key.to_str()?,
+                v.get_type().name()?
+            ))),
+        },
+    }
+}
+
+fn close_code(dict: &Bound<'_, PyDict>) -> PyResult<u16> {
+    let py = dict.py();
+    match dict.get_item(intern!(py, "code"))? {
+        None => Ok(1000),
+        Some(v) if v.is_none() => Ok(1000),
+        Some(v) => {
+            let int = v
+                .cast::<PyInt>()
+                .map_err(|_| PyTypeError::new_err("websocket.close 'code' must be an int"))?;
+            let code: i64 = int.extract().unwrap_or(-1);
+            if (1000..=4999).contains(&code) {
+                Ok(code as u16)
+            } else {
+                Err(PyValueError::new_err(format!(
+                    "websocket.close 'code' must be between 1000 and 4999, got {code}"
+                )))
+            }
+        }
+    }
+}
+
+fn accept_headers(dict: &Bound<'_, PyDict>) -> PyResult<Vec<(HeaderName, HeaderValue)>> {
+    let py = dict.py();
+    // Reuse the HTTP validation of header pairs through a synthetic start message.
+    let Some(headers) = dict.get_item(intern!(py, "headers"))? else {
+        return Ok(Vec::new());
+    };
+    if headers.is_none() {
+        return Ok(Vec::new());
+    }
+    let start = PyDict::new(py);
+    start.set_item(intern!(py, "type"), intern!(py, "http.response.start"))?;
+    start.set_item(intern!(py, "status"), 101)?;
+    start.set_item(intern!(py, "headers"), headers)?;
+    match parse_http_send(start.as_any()) {
+        Ok(HttpSend::Start { headers, .. }) => Ok(headers),
+        Ok(_) => Ok(Vec::new()),
+        Err(e) => Err(PyTypeError::new_err(
+            e.to_string()
+                .replace("http.response.start", "websocket.accept"),
+        )),
+    }
+}
+
+impl WebSocketTransport {
+    pub fn new(
+        shared: Arc<WsShared>,
+        decide: oneshot::Sender<Handshake>,
+        create_future: Py<PyAny>,
+    ) -> Self {
+        WebSocketTransport {
+            shared,
+            state: Mutex::new(TransportState {
+                phase: Phase::Connecting { decide },
+                accepted: false,
+                status: None,
+            }),
+            create_future,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, TransportState> {
+        match self.state.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Answers the handshake with an HTTP response instead of accepting it.
+    fn deny(&self, st: &mut TransportState, response: Response<ResponseBody>) -> PyResult<()> {
+        let decide = match std::mem::replace(&mut st.phase, Phase::Closed) {
+            Phase::Connecting { decide } | Phase::Denying { decide, .. } => decide,
+            _ => return Ok(()),
+        };
+        st.status = Some(response.status().as_u16());
+        let sent = decide.send(Handshake::Deny(response)).is_ok();
+        self.shared.set_closed(1006, String::new());
+        if sent {
+            Ok(())
+        } else {
+            Err(ClientDisconnected::new_err("client disconnected"))
+        }
+    }
+
+    fn queue(
+        &self,
+        py: Python<'_>,
+        st: &mut TransportState,
+        message: Outgoing,
+    ) -> PyResult<Py<PyAny>> {
+        let Phase::Open { tx } = &st.phase else {
+            return Err(ClientDisconnected::new_err("websocket is closed"));
+        };
+        let tx = tx.clone();
+        match tx.try_send(message) {
+            Ok(()) => done(py, py.None()),
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                st.phase = Phase::Closed;
+                Err(ClientDisconnected::new_err("websocket is closed"))
+            }
+            Err(mpsc::error::TrySendError::Full(message)) => {
+                let fut = self.create_future.bind(py).call0()?.unbind();
+                let resolve = fut.clone_ref(py);
+                let inbox = self.shared.inbox.clone();
+                self.shared.server.runtime.spawn(async move {
+                    let delivered = tx.send(message).await.is_ok();
+                    inbox.push(Event::SendDone {
+                        future: resolve,
+                        delivered,
+                    });
+                });
+                Ok(fut)
+            }
+        }
+    }
+
+    fn denial_response(
+        status: u16,
+        headers: HeaderMap,
+        body: Vec<u8>,
+        shared: &WsShared,
+    ) -> Response<ResponseBody> {
+        let mut response = Response::new(ResponseBody::Full(Some(Bytes::from(body))));
+        *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
+        *response.headers_mut() = headers;
+        responses::apply_default_headers(response.headers_mut(), &shared.server.settings);
+        response
+    }
+}
+
+#[pymethods]
+impl WebSocketTransport {
+    fn receive(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let mut st = self.shared.lock();
+        if st.waiters.is_empty() {
+            if let Some(event) = self.shared.ready_event(py, &mut st)? {
+                return done(py, event);
+            }
+        }
+        let fut = self.create_future.bind(py).call0()?.unbind();
+        st.waiters.push(fut.clone_ref(py));
+        Ok(fut)
+    }
+
+    fn send(&self, py: Python<'_>, message: Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let dict = message_dict(&message)?;
+        let kind = message_type(&dict)?;
+        let mut st = self.lock();
+        match (kind.as_str(), &mut st.phase) {
+            ("websocket.accept", Phase::Connecting { .. }) => {
+                let subprotocol = str_field(&dict, intern!(py, "subprotocol"), "websocket.accept")?;
+                let headers = accept_headers(&dict)?;
+                let Phase::Connecting { decide } = std::mem::replace(&mut st.phase, Phase::Closed)
+                else {
+                    return Err(PyRuntimeError::new_err("invalid websocket state"));
+                };
+                let (tx, outgoing) = mpsc::channel(OUTGOING_QUEUE);
+                if decide
+                    .send(Handshake::Accept {
+                        subprotocol,
+                        headers,
+                        outgoing,
+                    })
+                    .is_err()
+                {
+                    return Err(ClientDisconnected::new_err("client disconnected"));
+                }
+                st.accepted = true;
+                st.status = Some(101);
+                st.phase = Phase::Open { tx };
+                done(py, py.None())
+            }
+            ("websocket.close", Phase::Connecting { .. }) => {
+                // spec W6: closing before accept denies the handshake with 403
+                let response = responses::forbidden(&self.shared.server.settings);
+                self.deny(&mut st, response)?;
+                done(py, py.None())
+            }
+            ("websocket.http.response.start", Phase::Connecting { .. }) => {
+                let HttpSend::Start { status, headers } =
+                    parse_http_send_as(&dict, "http.response.start")?
+                else {
+                    return Err(PyRuntimeError::new_err("invalid denial response"));
+                };
+                let Phase::Connecting { decide } = std::mem::replace(&mut st.phase, Phase::Closed)
+                else {
+                    return Err(PyRuntimeError::new_err("invalid websocket state"));
+                };
+                let mut map = HeaderMap::new();
+                for (n, v) in headers {
+                    if n != header::TRANSFER_ENCODING {
+                        map.append(n, v);
+                    }
+                }
+                st.phase = Phase::Denying {
+                    decide,
+                    status,
+                    headers: map,
+                    body: Vec::new(),
+                };
+                done(py, py.None())
+            }
+            ("websocket.http.response.body", Phase::Denying { body, .. }) => {
+                let chunk =
+                    bytes_field(&dict, intern!(py, "body"), "websocket.http.response.body")?
+                        .unwrap_or_default();
+                body.extend_from_slice(&chunk);
+                if !bool_field(&dict, intern!(py, "more_body"))? {
+                    let Phase::Denying {
+                        status,
+                        headers,
+                        body,
+                        ..
+                    } = &mut st.phase
+                    else {
+                        return Err(PyRuntimeError::new_err("invalid websocket state"));
+                    };
+                    let response = Self::denial_response(
+                        *status,
+                        std::mem::take(headers),
+                        std::mem::take(body),
+                        &self.shared,
+                    );
+                    self.deny(&mut st, response)?;
+                }
+                done(py, py.None())
+            }
+            ("websocket.send", Phase::Open { .. }) => {
+                let text = str_field(&dict, intern!(py, "text"), "websocket.send")?;
+                let data = bytes_field(&dict, intern!(py, "bytes"), "websocket.send")?;
+                let outgoing = match (text, data) {
+                    (Some(t), None) => Outgoing::Text(t),
+                    (None, Some(b)) => Outgoing::Binary(b),
+                    _ => {
+                        return Err(PyTypeError::new_err(
+                            "websocket.send needs exactly one of 'bytes' or 'text'",
+                        ))
+                    }
+                };
+                if self.shared.is_closed() {
+                    st.phase = Phase::Closed;
+                    return Err(ClientDisconnected::new_err("websocket is closed"));
+                }
+                self.queue(py, &mut st, outgoing)
+            }
+            ("websocket.close", Phase::Open { .. }) => {
+                let code = close_code(&dict)?;
+                let reason =
+                    str_field(&dict, intern!(py, "reason"), "websocket.close")?.unwrap_or_default();
+                if reason.len() > 123 {
+                    return Err(PyValueError::new_err(
+                        "websocket.close 'reason' must be at most 123 bytes of UTF-8",
+                    ));
+                }
+                let result = self.queue(py, &mut st, Outgoing::Close { code, reason });
+                st.phase = Phase::Closed;
+                result
+            }
+            (_, Phase::Closed) => Err(ClientDisconnected::new_err("websocket is closed")),
+            (
+                "websocket.accept"
+                | "websocket.close"
+                | "websocket.send"
+                | "websocket.http.response.start"
+                | "websocket.http.response.body",
+                _,
+            ) => Err(PyRuntimeError::new_err(format!(
+                "Unexpected ASGI message '{kind}' in this state of the WebSocket connection"
+            ))),
+            (other, _) => Err(PyRuntimeError::new_err(format!(
+                "Unexpected ASGI message type '{other}' for a WebSocket connection"
+            ))),
+        }
+    }
+
+    /// The app raised: 500 before the handshake, close 1011 after.
+    fn fail(&self, py: Python<'_>) -> PyResult<()> {
+        self.end(py, 1011, true)
+    }
+
+    /// The app returned: 500 if it never answered the handshake, close 1000 if still open.
+    fn finish(&self, py: Python<'_>) -> PyResult<()> {
+        self.end(py, 1000, false)
+    }
+
+    #[getter]
+    fn accepted(&self) -> bool {
+        self.lock().accepted
+    }
+
+    #[getter]
+    fn status(&self) -> Option<u16> {
+        self.lock().status
+    }
+}
+
+impl WebSocketTransport {
+    fn end(&self, py: Python<'_>, code: u16, failed: bool) -> PyResult<()> {
+        let _ = failed;
+        let mut st = self.lock();
+        match st.phase {
+            Phase::Connecting { .. } | Phase::Denying { .. } => {
+                let response = responses::internal_error(&self.shared.server.settings);
+                let _ = self.deny(&mut st, response);
+            }
+            Phase::Open { .. } => {
+                let _ = self.queue(
+                    py,
+                    &mut st,
+                    Outgoing::Close {
+                        code,
+                        reason: String::new(),
+                    },
+                );
+                st.phase = Phase::Closed;
+            }
+            Phase::Closed => {}
+        }
+        Ok(())
+    }
+}
+
+fn parse_http_send_as(dict: &Bound<'_, PyDict>, as_type: &str) -> PyResult<HttpSend> {
+    let py = dict.py();
+    let copy = dict.copy()?;
+    copy.set_item(intern!(py, "type"), as_type)?;
+    parse_http_send(copy.as_any()).map_err(|e| {
+        PyTypeError::new_err(
+            e.to_string()
+                .replace("http.response.start", "websocket.http.response.start"),
+        )
+    })
+}

@@ -1,0 +1,289 @@
+//! WebSocket upgrades: the handshake answered by the app, then one task per socket moving frames
+//! between tokio-tungstenite and the app's bounded queues, with server pings and shutdown (1012).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use hyper::body::Incoming as HyperIncoming;
+use hyper_util::rt::TokioIo;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use super::conn::ConnInfo;
+use super::responses;
+use super::{Shared, ShutdownStage};
+use crate::asgi::body::ResponseBody;
+use crate::asgi::ws::{Handshake, Incoming, Outgoing, WsCtx, WsShared};
+use crate::bridge::inbox::Event;
+
+/// How long a closing handshake may take before the socket is dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn has_token(req: &Request<HyperIncoming>, name: header::HeaderName, token: &str) -> bool {
+    req.headers().get_all(name).iter().any(|v| {
+        v.to_str()
+            .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+            .unwrap_or(false)
+    })
+}
+
+pub fn is_upgrade(req: &Request<HyperIncoming>) -> bool {
+    req.method() == http::Method::GET
+        && req.version() == http::Version::HTTP_11
+        && has_token(req, header::CONNECTION, "upgrade")
+        && has_token(req, header::UPGRADE, "websocket")
+}
+
+/// Cancels the handshake for the app when the client leaves before it is answered.
+struct PendingGuard(Option<Arc<WsShared>>);
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0.take() {
+            shared.set_closed(1006, String::new());
+            shared.conn.request_finished();
+            shared.server.request_finished();
+        }
+    }
+}
+
+pub async fn handle_upgrade(
+    mut req: Request<HyperIncoming>,
+    conn: Arc<ConnInfo>,
+    server: Arc<Shared>,
+) -> Response<ResponseBody> {
+    let settings = &server.settings;
+    let key = req.headers().get(header::SEC_WEBSOCKET_KEY).cloned();
+    let version_ok = req
+        .headers()
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_some_and(|v| v.as_bytes() == b"13");
+    let Some(key) = key.filter(|_| version_ok) else {
+        let mut response = responses::bad_request(settings);
+        response.headers_mut().insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+        return response;
+    };
+    if !server.try_start_request() {
+        server.log_warning("Exceeded concurrency limit.");
+        return responses::service_unavailable(settings);
+    }
+    conn.request_started();
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let (parts, _body) = req.into_parts();
+    let shared = WsShared::new(conn.inbox.clone(), server.clone(), conn.clone());
+    let mut guard = PendingGuard(Some(shared.clone()));
+    let (decide, decision) = oneshot::channel();
+    conn.inbox.push(Event::WebSocket(Box::new(WsCtx {
+        parts,
+        shared: shared.clone(),
+        decide,
+    })));
+    match decision.await {
+        Ok(Handshake::Accept {
+            subprotocol,
+            headers,
+            outgoing,
+        }) => {
+            guard.0 = None;
+            let mut response = Response::new(ResponseBody::Full(None));
+            *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+            let h = response.headers_mut();
+            for (name, value) in headers {
+                h.append(name, value);
+            }
+            h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+            if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
+                h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+            }
+            if let Some(protocol) = subprotocol.and_then(|p| HeaderValue::from_str(&p).ok()) {
+                h.insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
+            }
+            responses::apply_default_headers(h, settings);
+            let task_server = server.clone();
+            server.runtime.spawn(async move {
+                let _count = task_server.connection_opened();
+                match on_upgrade.await {
+                    Ok(upgraded) => {
+                        let ws = WebSocketStream::from_raw_socket(
+                            TokioIo::new(upgraded),
+                            Role::Server,
+                            Some(socket_config(&task_server)),
+                        )
+                        .await;
+                        run_socket(ws, shared.clone(), outgoing).await;
+                    }
+                    Err(_) => shared.set_closed(1006, String::new()),
+                }
+                shared.conn.request_finished();
+                task_server.request_finished();
+            });
+            response
+        }
+        Ok(Handshake::Deny(response)) => response,
+        Err(_) => responses::internal_error(settings),
+    }
+}
+
+fn socket_config(server: &Shared) -> WebSocketConfig {
+    let mut config = WebSocketConfig::default();
+    config.max_message_size = Some(server.settings.ws_max_size);
+    config.max_frame_size = Some(server.settings.ws_max_size);
+    config.write_buffer_size = 0;
+    config
+}
+
+async fn run_socket<S>(
+    ws: WebSocketStream<S>,
+    shared: Arc<WsShared>,
+    mut outgoing: mpsc::Receiver<Outgoing>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let settings = &shared.server.settings;
+    let mut shutdown: watch::Receiver<ShutdownStage> = shared.server.shutdown_receiver();
+    let (mut sink, mut stream) = ws.split();
+    let ping_interval = settings.ws_ping_interval;
+    let ping_timeout = settings.ws_ping_timeout;
+    let mut next_ping = ping_interval.map(|i| Instant::now() + i);
+    let mut awaiting_pong_since: Option<Instant> = None;
+    // Set once we sent a close frame: wait (bounded) for the client's reply, then stop.
+    let mut closing_deadline: Option<Instant> = None;
+    let mut close_sent: Option<(u16, String)> = None;
+
+    loop {
+        if let Some(deadline) = closing_deadline {
+            if Instant::now() >= deadline {
+                let (code, reason) = close_sent.clone().unwrap_or((1006, String::new()));
+                shared.set_closed(code, reason);
+                return;
+            }
+        }
+        let room = shared.has_room();
+        let wake_at = [
+            next_ping,
+            awaiting_pong_since.zip(ping_timeout).map(|(s, t)| s + t),
+            closing_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        tokio::select! {
+            frame = stream.next(), if room => match frame {
+                Some(Ok(Message::Text(text))) => {
+                    shared.push_incoming(Incoming::Text(text.as_str().to_owned()));
+                }
+                Some(Ok(Message::Binary(data))) => {
+                    shared.push_incoming(Incoming::Binary(data));
+                }
+                Some(Ok(Message::Pong(_))) => awaiting_pong_since = None,
+                Some(Ok(Message::Ping(_))) | Some(Ok(Message::Frame(_))) => {}
+                Some(Ok(Message::Close(frame))) => {
+                    // tungstenite queues the echo of the close frame; flush it out.
+                    let _ = sink.flush().await;
+                    let (code, reason) = match (&close_sent, frame) {
+                        (Some(sent), _) => sent.clone(),
+                        (None, Some(f)) => (u16::from(f.code), f.reason.as_str().to_owned()),
+                        (None, None) => (1005, String::new()),
+                    };
+                    shared.set_closed(code, reason);
+                    return;
+                }
+                Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {
+                    let _ = sink.send(close_message(1009, "")).await;
+                    shared.set_closed(1009, String::new());
+                    return;
+                }
+                Some(Err(WsError::Protocol(_))) | Some(Err(WsError::Utf8(_))) => {
+                    let code = 1002;
+                    let _ = sink.send(close_message(code, "")).await;
+                    shared.set_closed(code, String::new());
+                    return;
+                }
+                Some(Err(_)) | None => {
+                    let (code, reason) = close_sent.clone().unwrap_or((1006, String::new()));
+                    shared.set_closed(code, reason);
+                    return;
+                }
+            },
+            _ = shared.space.notified(), if !room => {}
+            out = outgoing.recv(), if close_sent.is_none() => {
+                let message = match out {
+                    Some(Outgoing::Text(t)) => Message::Text(t.into()),
+                    Some(Outgoing::Binary(b)) => Message::Binary(b),
+                    Some(Outgoing::Close { code, reason }) => {
+                        close_sent = Some((code, reason.clone()));
+                        closing_deadline = Some(Instant::now() + CLOSE_TIMEOUT);
+                        close_message(code, &reason)
+                    }
+                    None => {
+                        // The app is gone without closing (its Task ended): close normally.
+                        close_sent = Some((1000, String::new()));
+                        closing_deadline = Some(Instant::now() + CLOSE_TIMEOUT);
+                        close_message(1000, "")
+                    }
+                };
+                if sink.send(message).await.is_err() {
+                    let (code, reason) = close_sent.clone().unwrap_or((1006, String::new()));
+                    shared.set_closed(code, reason);
+                    return;
+                }
+            }
+            changed = shutdown.changed(), if close_sent.is_none() => {
+                if changed.is_err() || *shutdown.borrow() != ShutdownStage::Running {
+                    close_sent = Some((1012, String::new()));
+                    closing_deadline = Some(Instant::now() + Duration::from_secs(1));
+                    let _ = sink.send(close_message(1012, "")).await;
+                }
+            }
+            _ = sleep_until(wake_at) => {
+                let now = Instant::now();
+                if let (Some(since), Some(timeout)) = (awaiting_pong_since, ping_timeout) {
+                    if now >= since + timeout && close_sent.is_none() {
+                        close_sent = Some((1011, String::new()));
+                        closing_deadline = Some(now + Duration::from_secs(1));
+                        let _ = sink.send(close_message(1011, "keepalive ping timeout")).await;
+                        continue;
+                    }
+                }
+                if let (Some(at), Some(interval)) = (next_ping, ping_interval) {
+                    if now >= at {
+                        next_ping = Some(now + interval);
+                        if awaiting_pong_since.is_none() {
+                            awaiting_pong_since = Some(now);
+                        }
+                        if sink.send(Message::Ping(bytes::Bytes::new())).await.is_err() {
+                            shared.set_closed(1006, String::new());
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn close_message(code: u16, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason.to_owned().into(),
+    }))
+}
