@@ -184,6 +184,11 @@ async def cookies(scope: Scope, receive: Receive, send: Send, query: dict[str, s
     await respond(send, b"cookies", headers=headers)
 
 
+async def app_close(scope: Scope, receive: Receive, send: Send, query: dict[str, str]) -> None:
+    """The app asks for the connection to be closed after this response."""
+    await respond(send, b"closing", headers=[(b"connection", b"close")])
+
+
 async def own_server_date(scope: Scope, receive: Receive, send: Send, query: dict[str, str]) -> None:
     headers = [(b"server", b"probe-app"), (b"date", b"Thu, 01 Jan 1970 00:00:00 GMT")]
     await respond(send, b"own headers", headers=headers)
@@ -251,6 +256,7 @@ ROUTES: dict[str, Handler] = {
     "/status": status,
     "/cookies": cookies,
     "/own-server-date": own_server_date,
+    "/close": app_close,
     "/env": env,
     "/str-body": str_body,
     "/bad-status": bad_status,
