@@ -148,6 +148,31 @@ def tree_pids(pid: int) -> list[int]:
     return pids
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, all threads) used so far by the live processes of the tree."""
+    ticks = 0
+    for p in tree_pids(pid):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return ticks / CLK_TCK
+
+
+def cpu_jiffies(cpu: int) -> tuple[int, int]:
+    """(busy, total) jiffies of one CPU from /proc/stat: busy counts every process on that core."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/stat").read_text().splitlines():
+            if line.startswith(f"cpu{cpu} "):
+                values = [int(v) for v in line.split()[1:]]
+                idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+                total = sum(values[:8])  # guest time is already counted in user
+                return total - idle, total
+    return 0, 0
+
+
 def tree_rss_kib(pid: int) -> int:
     """Sum of VmRSS over the process tree, in KiB."""
     total = 0
@@ -354,10 +379,28 @@ class WrkResult:
     non2xx: int = 0
     socket_errors: dict[str, int] = field(default_factory=dict)
     error: str = ""  # why this run is invalid ("" when valid)
+    # CPU accounting over the measured run (wall clock around wrk):
+    wall_s: float = 0.0
+    server_cpu_s: float = 0.0  # the server's process tree
+    wrk_cpu_s: float = 0.0
+    core_busy: float = 0.0  # fraction of the server's core busy, whoever used it
 
     @property
     def valid(self) -> bool:
         return not self.error
+
+    @property
+    def server_cpu(self) -> float:
+        return self.server_cpu_s / self.wall_s if self.wall_s else 0.0
+
+    @property
+    def wrk_cpu(self) -> float:
+        return self.wrk_cpu_s / self.wall_s if self.wall_s else 0.0
+
+    @property
+    def cpu_us(self) -> float:
+        """Server CPU µs per completed request: unlike 1e6/rps, not inflated by CPU stolen by others."""
+        return self.server_cpu_s / self.requests * 1e6 if self.requests else 0.0
 
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
@@ -412,24 +455,32 @@ def wrk_argv(
     return argv + [f"http://{HOST}:{port}{workload.target}"]
 
 
-def run_wrk(argv: list[str], duration: float) -> tuple[str, str | None]:
+def run_wrk(argv: list[str], duration: float) -> tuple[str, str | None, float]:
+    """wrk's stdout, an error (or None) and the CPU seconds wrk used."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60)
     except subprocess.TimeoutExpired:
-        return "", "wrk did not finish"
+        return "", "wrk did not finish", 0.0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
-        return proc.stdout, f"wrk exited with {proc.returncode}: {proc.stderr.strip()[-300:]}"
-    return proc.stdout, None
+        return proc.stdout, f"wrk exited with {proc.returncode}: {proc.stderr.strip()[-300:]}", cpu
+    return proc.stdout, None, cpu
 
 
 def load_run(
     cfg: Config, workload: Workload, run: Running, conns: int, script: Path | None, warmup: bool
 ) -> tuple[WrkResult, list[str]]:
     if warmup and cfg.warmup > 0:
-        run_wrk(wrk_argv(cfg, workload, run.port, conns, cfg.warmup, script), cfg.warmup)
+        run_wrk(wrk_argv(cfg, workload, run.port, conns, cfg.warmup, script), cfg.warmup)  # result unused
     argv = wrk_argv(cfg, workload, run.port, conns, cfg.duration, script)
-    out, err = run_wrk(argv, cfg.duration)
+    cpu0, (busy0, total0), t0 = tree_cpu_s(run.proc.pid), cpu_jiffies(cfg.server_cpu), time.monotonic()
+    out, err, wrk_cpu = run_wrk(argv, cfg.duration)
+    cpu1, (busy1, total1), t1 = tree_cpu_s(run.proc.pid), cpu_jiffies(cfg.server_cpu), time.monotonic()
     result = parse_wrk(out) if err is None else WrkResult(error=err)
+    result.wall_s, result.server_cpu_s, result.wrk_cpu_s = t1 - t0, cpu1 - cpu0, wrk_cpu
+    result.core_busy = (busy1 - busy0) / (total1 - total0) if total1 > total0 else 0.0
     if run.proc.poll() is not None:
         result.error = "; ".join(filter(None, [result.error, f"server exited with {run.proc.returncode}"]))
     return result, argv
@@ -570,6 +621,7 @@ class Results:
     app_cost: dict[str, float] = field(default_factory=dict)
     wrk_commands: dict[str, str] = field(default_factory=dict)
     server_commands: dict[str, str] = field(default_factory=dict)
+    loadavg_start: str = ""
 
     def cell(self, workload: str, conns: int, server: str) -> Cell:
         return self.cells.setdefault(workload, {}).setdefault(conns, {}).setdefault(server, Cell())
@@ -611,8 +663,14 @@ def measure_app_cost(cfg: Config, workloads: Sequence[str], quick: bool) -> dict
     return {name: float(v["us"]) for name, v in data.items()}
 
 
+def loadavg() -> str:
+    with contextlib.suppress(OSError):
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    return "?"
+
+
 def execute(cfg: Config, servers: dict[str, Server], quick: bool) -> Results:
-    results = Results()
+    results = Results(loadavg_start=loadavg())
     available = [s for s in cfg.servers if servers[s].available]
     if cfg.app_cost:
         results.app_cost = measure_app_cost(cfg, cfg.workloads, quick)
@@ -654,7 +712,9 @@ def execute(cfg: Config, servers: dict[str, Server], quick: bool) -> Results:
                             status = "ok" if res.valid else f"INVALID: {res.error}"
                             log(
                                 f"{name:<15} c={conns:<4} {sname:<10} {res.rps:>10.0f} req/s  "
-                                f"p50 {res.p50_ms:.2f} ms  p99 {res.p99_ms:.2f} ms  {status}"
+                                f"p50 {res.p50_ms:.2f} ms  p99 {res.p99_ms:.2f} ms  "
+                                f"cpu {res.cpu_us:.1f} us/req  srv {res.server_cpu:.0%} "
+                                f"core {res.core_busy:.0%} wrk {res.wrk_cpu:.0%}  {status}"
                             )
             if cfg.memory_conns > 0:
                 for sname in order:
@@ -722,7 +782,7 @@ def fmt_ms(v: float) -> str:
     return f"{v:.2f}" if v < 100 else f"{v:.0f}"
 
 
-def environment(cfg: Config, servers: dict[str, Server]) -> list[str]:
+def environment(cfg: Config, servers: dict[str, Server], results: Results) -> list[str]:
     libs = ["uvloop", "httptools", "starlette", "fastapi", "pydantic"]
     lib_versions = ", ".join(f"{lib} {dist_version(lib) or 'missing'}" for lib in libs)
     server_versions = ", ".join(
@@ -731,6 +791,8 @@ def environment(cfg: Config, servers: dict[str, Server]) -> list[str]:
     return [
         f"- Machine: {cpu_model()}, {os.cpu_count()} cores, {mem_total_gib():.0f} GiB RAM, "
         f"Linux {platform.release()}",
+        f"- Load average (1, 5, 15 min) at start: {results.loadavg_start}, at the end: {loadavg()} "
+        "(other work on the machine shows here and in the *core busy* column)",
         f"- Pinning: server on CPU {cfg.server_cpu} (`taskset -c {cfg.server_cpu}`), "
         f"wrk on CPU {cfg.client_cpu} (`taskset -c {cfg.client_cpu}`)",
         f"- Python {platform.python_version()} ({platform.python_implementation()}); {lib_versions}",
@@ -774,39 +836,59 @@ def report_tables(cfg: Config, servers: dict[str, Server], results: Results) -> 
 
     peers = [p for p in PEERS if p in cfg.servers and servers[p].available]
     ratio_cols = [*peers, *(["ceiling"] if "ceiling" in cfg.servers and servers["ceiling"].available else [])]
-    out += ["### Detail", ""]
+    out += ["### Throughput, latency and ratios", ""]
     out += [
-        "Ratios are this row's requests/s over the column's (same workload and concurrency). "
-        "µs/req is 1e6 / (requests/s): the time one request costs the server's core. "
-        "App µs is the in-process cost of the app alone (no server, no I/O, see `appcost.py`); "
-        "server µs = µs/req − app µs is the server's own overhead per request.",
+        "Medians over rounds. A ratio is this row's requests/s over the column server's "
+        "(same workload and concurrency).",
         "",
     ]
-    header = ["workload", "conns", "server", "req/s", "p50 ms", "p99 ms"]
-    header += [f"vs {p}" for p in ratio_cols] + ["µs/req", "app µs", "server µs"]
+    header = ["workload", "conns", "server", "req/s", "p50 ms", "p99 ms"] + [f"vs {p}" for p in ratio_cols]
     out += ["| " + " | ".join(header) + " |", "|---|---:|---|" + "---:|" * (len(header) - 3)]
-    for name in cfg.workloads:
-        for conns in cfg.concurrency:
-            row_cells = results.cells.get(name, {}).get(conns, {})
-            for s in cols:
-                cell = row_cells.get(s)
-                if cell is None or not servers[s].available:
-                    continue
-                row = [f"`{name}`", str(conns), s]
-                if not cell.valid:
-                    row += [f"**invalid**: {cell.problem()}", "", ""] + [""] * len(ratio_cols) + ["", "", ""]
-                else:
-                    rps = cell.median("rps")
-                    row += [fmt_rps(rps), fmt_ms(cell.median("p50_ms")), fmt_ms(cell.median("p99_ms"))]
-                    row += ["" if p == s else ratio(cell, row_cells.get(p)) for p in ratio_cols]
-                    us = 1e6 / rps
-                    app_us = results.app_cost.get(name)
-                    row.append(f"{us:.1f}")
-                    if s == "ceiling" or app_us is None:
-                        row += ["", ""]
-                    else:
-                        row += [f"{app_us:.1f}", f"{us - app_us:.1f}"]
-                out.append("| " + " | ".join(row) + " |")
+    for name, conns, s, cell, row_cells in _detail_rows(cfg, servers, results, cols):
+        row = [f"`{name}`", str(conns), s]
+        if not cell.valid:
+            row += [f"**invalid**: {cell.problem()}", "", ""] + [""] * len(ratio_cols)
+        else:
+            row += [fmt_rps(cell.median("rps")), fmt_ms(cell.median("p50_ms")), fmt_ms(cell.median("p99_ms"))]
+            row += ["" if p == s else ratio(cell, row_cells.get(p)) for p in ratio_cols]
+        out.append("| " + " | ".join(row) + " |")
+    out.append("")
+
+    out += ["### Per-request cost", ""]
+    out += [
+        "- **µs/req** = 1e6 / (requests/s): what one request costs the server's core when it is saturated.",
+        "- **app µs**: the in-process cost of the app alone (no server, no I/O, no Task; `appcost.py`); "
+        "**server µs** = µs/req − app µs, the server's own overhead per request.",
+        "- **CPU µs/req**: CPU time the server's processes used during the run / requests completed. It does "
+        "not count CPU that other processes took from the core, so it is the steadier number on a shared "
+        "machine; **server CPU µs** = CPU µs/req − app µs.",
+        "- **srv CPU**: the server's CPU use / wall time (100% = one core); **core busy**: the server core's "
+        "busy time from /proc/stat, whoever used it; **wrk CPU**: the load generator's. Notes: *shared core* "
+        "when others used over 10% of the server's core, *client-bound* when wrk used over 90% of its core "
+        "while the server had less than 90% of its own (the server was not the bottleneck).",
+        "",
+    ]
+    header = ["workload", "conns", "server", "µs/req", "app µs", "server µs", "CPU µs/req", "server CPU µs"]
+    header += ["srv CPU", "core busy", "wrk CPU", "notes"]
+    out += ["| " + " | ".join(header) + " |", "|---|---:|---|" + "---:|" * (len(header) - 4) + "---|"]
+    for name, conns, s, cell, _ in _detail_rows(cfg, servers, results, cols):
+        if not cell.valid:
+            continue
+        us = 1e6 / cell.median("rps")
+        app_us = results.app_cost.get(name)
+        row = [f"`{name}`", str(conns), s, f"{us:.1f}"]
+        row += ["", ""] if s == "ceiling" or app_us is None else [f"{app_us:.1f}", f"{us - app_us:.1f}"]
+        srv, busy, wrk = cell.median("server_cpu"), cell.median("core_busy"), cell.median("wrk_cpu")
+        cpu_us = cell.median("cpu_us")
+        row.append(f"{cpu_us:.1f}")
+        row.append("" if s == "ceiling" or app_us is None else f"{cpu_us - app_us:.1f}")
+        row += [f"{srv:.0%}", f"{busy:.0%}", f"{wrk:.0%}"]
+        notes = []
+        if busy - srv > 0.10:
+            notes.append("shared core")
+        if wrk > 0.90 and srv < 0.90:
+            notes.append("client-bound")
+        out.append("| " + " | ".join(row + [", ".join(notes)]) + " |")
     out.append("")
 
     if results.memory:
@@ -853,6 +935,18 @@ def report_tables(cfg: Config, servers: dict[str, Server], results: Results) -> 
         out += failed
         out.append("")
     return out
+
+
+def _detail_rows(
+    cfg: Config, servers: dict[str, Server], results: Results, cols: Sequence[str]
+) -> Iterator[tuple[str, int, str, Cell, dict[str, Cell]]]:
+    for name in cfg.workloads:
+        for conns in cfg.concurrency:
+            row_cells = results.cells.get(name, {}).get(conns, {})
+            for s in cols:
+                cell = row_cells.get(s)
+                if cell is not None and servers[s].available:
+                    yield name, conns, s, cell, row_cells
 
 
 def report_commands(cfg: Config, results: Results, argv: Sequence[str]) -> list[str]:
@@ -987,7 +1081,7 @@ def write_outputs(
     chart_err = chart(cfg, servers, results, png_path, title)
     if chart_err:
         log(chart_err)
-    env = environment(cfg, servers)
+    env = environment(cfg, servers, results)
     tables = report_tables(cfg, servers, results)
     commands = report_commands(cfg, results, argv)
     lines = [
