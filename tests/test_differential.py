@@ -1,0 +1,186 @@
+"""``examples/fastapi_app.py`` served by turboasgi and by uvicorn in the same session: every request
+below must get the same status, reason, body and headers from both.
+
+Headers left out of the comparison, and why:
+- ``date``: the clock moves between the two requests.
+- ``server``: ``turboasgi`` vs ``uvicorn`` by design.
+- ``etag`` and ``last-modified`` on ``/download`` only: the file is written by each server's lifespan
+  into its own temporary directory, so its mtime (hence Starlette's etag) differs.
+- ``content-length`` / ``transfer-encoding`` on the empty stream only: the app gives no length and
+  sends no data; the framing is the server's (ASGI H3). uvicorn has already sent the head when the
+  body ends, so it answers ``transfer-encoding: chunked``; turboasgi holds the head until the first
+  body message and can answer ``content-length: 0``. Both are the same empty body to a client.
+
+Reason phrases are compared too, except 416: uvicorn takes Python's ``http.HTTPStatus`` phrase
+("Requested Range Not Satisfiable", RFC 7233), turboasgi the RFC 9110 one ("Range Not Satisfiable").
+
+Every request is sent with ``Host: example.test`` so that the servers' different ports do not show in
+redirect locations or in echoed headers. The requests run in order; the stateful ones (creating items,
+background tasks, the lifespan counter) reach both servers in the same order, so both states agree.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from server_process import running
+
+pytestmark = pytest.mark.timeout(30)
+
+APP = "examples.fastapi_app:app"
+HOST = "example.test"
+ALWAYS_EXCLUDED = {"date", "server"}
+FRAMING = frozenset({"content-length", "transfer-encoding"})
+REASONS = {416: ("Requested Range Not Satisfiable", "Range Not Satisfiable")}  # (uvicorn, turboasgi)
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    method: str
+    path: str
+    headers: dict[str, str] = field(default_factory=dict)
+    json_body: Any = None
+    content: bytes | None = None
+    chunked: bool = False
+    excluded: frozenset[str] = frozenset()
+
+    def send(self, client: httpx.Client) -> httpx.Response:
+        content: Any = self.content
+        if self.chunked and self.content is not None:
+            body = self.content
+            content = iter([body[: len(body) // 2], body[len(body) // 2 :]])  # no length: chunked
+        return client.request(
+            self.method,
+            self.path,
+            headers={"host": HOST, **self.headers},
+            json=self.json_body,
+            content=content,
+        )
+
+
+ITEM = {"name": "widget", "price": 9.5, "tags": ["a", "b"]}
+FILE_HEADERS = frozenset({"etag", "last-modified"})
+
+CASES = [
+    Case("root", "GET", "/"),
+    Case("item", "GET", "/items/1"),
+    Case("item-query", "GET", "/items/42?q=hello&limit=3"),
+    Case("item-query-utf8", "GET", "/items/5?q=caf%C3%A9+au+lait"),
+    Case("item-bad-id-422", "GET", "/items/abc"),
+    Case("item-bad-limit-422", "GET", "/items/1?limit=x"),
+    Case("item-negative-id", "GET", "/items/-7"),
+    Case("create-201", "POST", "/items/100", json_body=ITEM),
+    Case("create-again-409", "POST", "/items/100", json_body=ITEM),
+    Case("read-created", "GET", "/items/100"),
+    Case("create-invalid-422", "POST", "/items/101", json_body={"name": "", "price": -1}),
+    Case("create-missing-field-422", "POST", "/items/102", json_body={"name": "x"}),
+    Case(
+        "create-malformed-json-422",
+        "POST",
+        "/items/103",
+        headers={"content-type": "application/json"},
+        content=b'{"name": "x", ',
+    ),
+    Case("create-no-body-422", "POST", "/items/104"),
+    Case(
+        "create-text-plain",
+        "POST",
+        "/items/105",
+        headers={"content-type": "text/plain"},
+        content=json.dumps(ITEM).encode(),
+    ),
+    Case(
+        "create-chunked-body",
+        "POST",
+        "/items/106",
+        headers={"content-type": "application/json"},
+        content=json.dumps(ITEM).encode(),
+        chunked=True,
+    ),
+    Case(
+        "create-large-body", "POST", "/items/107", json_body={**ITEM, "tags": [f"t{i}" for i in range(2000)]}
+    ),
+    Case("missing-404-with-header", "GET", "/missing"),
+    Case("unknown-404", "GET", "/no/such/route"),
+    Case("encoded-404", "GET", "/%7Enope%20x"),
+    Case("delete-405", "DELETE", "/"),
+    Case("post-405", "POST", "/"),
+    Case("put-405", "PUT", "/items/1", json_body=ITEM),
+    Case("options-405", "OPTIONS", "/"),
+    Case("head", "HEAD", "/"),
+    Case("head-item", "HEAD", "/items/1"),
+    Case("trailing-slash-redirect", "GET", "/items/1/"),
+    Case("stream", "GET", "/stream"),
+    Case("stream-empty", "GET", "/stream?count=0", excluded=FRAMING),
+    Case("stream-long", "GET", "/stream?count=200"),
+    Case("head-stream", "HEAD", "/stream"),
+    Case("download", "GET", "/download", excluded=FILE_HEADERS),
+    Case("download-range", "GET", "/download", headers={"range": "bytes=0-4"}, excluded=FILE_HEADERS),
+    Case("download-bad-range", "GET", "/download", headers={"range": "bytes=99-"}, excluded=FILE_HEADERS),
+    Case("head-download", "HEAD", "/download", excluded=FILE_HEADERS),
+    Case("background-202", "POST", "/background?message=hi"),
+    Case("background-missing-param-422", "POST", "/background"),
+    Case("state-1", "GET", "/state"),
+    Case("state-2", "GET", "/state"),
+    Case("cookies", "GET", "/cookies"),
+    Case("echo-headers", "GET", "/headers", headers={"x-test": "1", "accept-language": "fr"}),
+    Case("connection-close", "GET", "/items/3", headers={"connection": "close"}),
+    Case("openapi", "GET", "/openapi.json"),
+    Case("docs", "GET", "/docs"),
+    Case("redoc", "GET", "/redoc"),
+    Case("docs-oauth-redirect", "GET", "/docs/oauth2-redirect"),
+]
+
+
+@pytest.fixture(scope="module")
+def turbo() -> Iterator[httpx.Client]:
+    with running(APP, "--no-access-log") as proc, httpx.Client(base_url=proc.url, timeout=10.0) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def uvicorn() -> Iterator[httpx.Client]:
+    with (
+        running(APP, "--no-access-log", kind="uvicorn") as proc,
+        httpx.Client(base_url=proc.url, timeout=10.0) as client,
+    ):
+        yield client
+
+
+def comparable_headers(response: httpx.Response, excluded: frozenset[str]) -> list[tuple[str, str]]:
+    skip = ALWAYS_EXCLUDED | excluded
+    return [
+        (name.lower(), value) for name, value in response.headers.multi_items() if name.lower() not in skip
+    ]
+
+
+def test_enough_cases() -> None:
+    assert len(CASES) >= 30
+    assert len({case.id for case in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_same_response(turbo: httpx.Client, uvicorn: httpx.Client, case: Case) -> None:
+    expected = case.send(uvicorn)
+    actual = case.send(turbo)
+    assert actual.status_code == expected.status_code
+    reasons = (expected.reason_phrase, actual.reason_phrase)
+    assert reasons == REASONS.get(expected.status_code, (expected.reason_phrase, expected.reason_phrase))
+    assert actual.content == expected.content
+    assert comparable_headers(actual, case.excluded) == comparable_headers(expected, case.excluded)
+    assert actual.headers.get_list("server") == ["turboasgi"]
+    assert len(actual.headers.get_list("date")) == 1
+
+
+def test_background_task_ran_on_both(turbo: httpx.Client, uvicorn: httpx.Client) -> None:
+    """A background task has run by the time the next request is served."""
+    for client in (turbo, uvicorn):
+        client.post("/background?message=again", headers={"host": HOST})
+    assert turbo.get("/background").json() == uvicorn.get("/background").json()
+    assert turbo.get("/background").json()[-1] == "again"
