@@ -671,3 +671,49 @@ def test_early_hint_extension(server: ServerProcess, extensions: dict[Any, Any])
 def test_debug_extension_not_advertised(scope_of: ScopeOf) -> None:
     # optional extensions: http.response.debug is for test clients only, servers do not advertise it
     assert "http.response.debug" not in (scope_of().get("extensions") or {})
+
+
+# ------------------------------------------------------------------------------------------- HTTP/2 (H2)
+
+
+def h2_client_or_skip(server: ServerProcess) -> httpx.Client:
+    pytest.importorskip("h2", reason="HTTP/2 checks need the h2 package (httpx[http2])")
+    client = httpx.Client(http1=False, http2=True, timeout=5.0)
+    try:
+        response = client.get(server.base_url + "/head")
+    except httpx.HTTPError as exc:
+        client.close()
+        pytest.skip(f"server does not speak HTTP/2 with prior knowledge over cleartext ({exc!r})")
+    if response.http_version != "HTTP/2":
+        client.close()
+        pytest.skip("server does not speak HTTP/2 over cleartext")
+    return client
+
+
+def test_h2_scope_has_no_pseudo_headers(server: ServerProcess) -> None:
+    # spec H2: no pseudo-headers; :authority becomes a host header at the front; http_version "2"
+    client = h2_client_or_skip(server)
+    try:
+        scope = untag(client.get(server.base_url + "/scope?h2=1").json())["scope"]
+    finally:
+        client.close()
+    assert scope["http_version"] == "2"
+    names = [h[0] for h in scope["headers"]]
+    assert not any(name.startswith(b":") for name in names), names
+    assert names[0] == b"host"
+    assert scope["path"] == "/scope" and scope["query_string"] == b"h2=1"
+
+
+def test_h2_one_scope_per_stream(server: ServerProcess) -> None:
+    # spec H2: one scope (one app call) per stream
+    client = h2_client_or_skip(server)
+    try:
+        before = untag(client.get(server.base_url + "/count").json())["http"]
+        for i in range(3):
+            assert (
+                client.post(server.base_url + "/echo", content=f"s{i}".encode()).content == f"s{i}".encode()
+            )
+        after = untag(client.get(server.base_url + "/count").json())["http"]
+    finally:
+        client.close()
+    assert after - before == 4
