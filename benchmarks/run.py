@@ -605,7 +605,7 @@ class Cell:
         return bool(self.runs) and not self.error and all(r.valid for r in self.runs)
 
     def median(self, attr: str) -> float:
-        return statistics.median(getattr(r, attr) for r in self.runs)
+        return float(statistics.median(float(getattr(r, attr)) for r in self.runs))
 
     def problem(self) -> str:
         if self.error:
@@ -984,6 +984,7 @@ def chart(cfg: Config, servers: dict[str, Server], results: Results, path: Path,
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.artist import Artist
     except ImportError:
         return "matplotlib is not installed (pip install -r benchmarks/requirements.txt): no chart"
     colors = {"ceiling": "#9e9e9e", "turboasgi": "#d84315", "uvicorn": "#1565c0", "granian": "#2e7d32"}
@@ -1017,16 +1018,16 @@ def chart(cfg: Config, servers: dict[str, Server], results: Results, path: Path,
         ax.set_ylabel("requests/s")
         ax.margins(y=0.15)
         ax.grid(axis="y", alpha=0.3)
-    handles = {}
+    handles: dict[str, Artist] = {}
     for ax in axes.flat:
         for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(label, h)
     height = fig.get_figheight()
-    top = 1 - 0.55 / height  # room for the title and the legend (0.6 inch), as a figure fraction
+    top = 1 - 0.55 / height  # room for the title and the legend (0.55 inch), as a figure fraction
     fig.suptitle(title, y=1 - 0.05 / height, fontsize=9)
     fig.legend(
-        handles.values(),
-        handles.keys(),
+        list(handles.values()),
+        list(handles.keys()),
         loc="upper center",
         bbox_to_anchor=(0.5, 1 - 0.25 / height),
         ncol=len(handles),
@@ -1212,6 +1213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     atexit.register(_kill_all_groups)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _on_signal)
+    # Ctrl-C must stop the run even when started from a shell that ignores SIGINT for background jobs.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     ensure_wrk()
     nofile = raise_nofile(max(cfg.memory_conns, max(cfg.concurrency)) + 1024)
     if cfg.memory_conns + 100 > nofile:
@@ -1223,6 +1226,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     servers = discover_servers(cfg.servers)
     try:
         results = execute(cfg, servers, quick)
+    except KeyboardInterrupt:
+        log("interrupted: every server stopped, no report written")
+        return 130
     finally:
         _kill_all_groups()
     write_outputs(cfg, servers, results, argv, started)
