@@ -18,8 +18,8 @@ import pytest
 
 from asgi_tests.apps import lifespan_apps
 from asgi_tests.client import RawClient, build_request, wait_observed
-from asgi_tests.conftest import PROBE_APP, ServerPool
 from asgi_tests.harness import ServerProcess
+from asgi_tests.plugin import PROBE_APP, ServerPool
 
 pytestmark = pytest.mark.compat
 
