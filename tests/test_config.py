@@ -131,14 +131,11 @@ def test_defaults_match_uvicorn() -> None:
         ({"threads": 4}, "--threads 4 is not yet supported by turboasgi"),
         ({"ssl_keyfile": "k.pem", "ssl_certfile": "c.pem"}, "TLS"),
         ({"ssl_certfile": "c.pem"}, "TLS"),
-        ({"ws": "websockets"}, "--ws websockets is not yet supported"),
-        ({"ws": "wsproto"}, "--ws wsproto is not yet supported"),
-        ({"ws_max_size": 1024}, "--ws-max-size"),
+        ({"ws": "h11"}, "--ws h11 is not yet supported"),
+        ({"ws_max_size": 0}, "--ws-max-size must be at least 1"),
         ({"ws_max_queue": 1}, "--ws-max-queue"),
-        ({"ws_ping_interval": 5.0}, "--ws-ping-interval"),
-        ({"ws_ping_interval": None}, "--ws-ping-interval"),
-        ({"ws_ping_timeout": 1.0}, "--ws-ping-timeout"),
-        ({"ws_per_message_deflate": False}, "--ws-per-message-deflate"),
+        ({"ws_ping_interval": -1.0}, "--ws-ping-interval must be a positive number"),
+        ({"ws_ping_timeout": 0.0}, "--ws-ping-timeout must be a positive number"),
         ({"interface": "wsgi"}, "--interface wsgi"),
         ({"http2": True}, "--http2"),
         ({"reset_contextvars": True}, "--reset-contextvars"),
@@ -257,6 +254,9 @@ def test_core_config_defaults(fake_core: dict[str, Any]) -> None:
         "forwarded_allow_ips": ["127.0.0.1"],
         "max_header_bytes": 65536,
         "ws_enabled": True,
+        "ws_max_size": 16 * 1024 * 1024,
+        "ws_ping_interval": 20.0,
+        "ws_ping_timeout": 20.0,
     }
 
 

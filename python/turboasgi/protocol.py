@@ -26,7 +26,7 @@ def _client_addr(scope: dict[str, Any]) -> str:
 
 
 def _path_with_query(scope: dict[str, Any]) -> str:
-    path = quote(scope.get("root_path", "") + scope["path"])
+    path = quote(scope["path"])  # already includes root_path
     query = scope["query_string"]
     return f"{path}?{query.decode('ascii', 'replace')}" if query else path
 

@@ -127,12 +127,13 @@ class Server:
             if core.connection_count() or (self.runner and self.runner.tasks):
                 logger.info("Waiting for connections to close. (CTRL+C to force quit)")
             closing = asyncio.ensure_future(core.shutdown(self.config.timeout_graceful_shutdown))
+            # New clients are refused from now on, not left waiting in the backlog.
+            for sock in self._sockets:
+                sock.close()
             while not closing.done():
                 if self.force_exit:
                     core.force_close()
                 await asyncio.wait({closing}, timeout=0.1)
-            for sock in self._sockets:
-                sock.close()
             await self._wait_tasks()
             if self._handle is not None:
                 asyncio.get_running_loop().remove_reader(self._handle.fileno())

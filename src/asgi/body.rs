@@ -62,6 +62,8 @@ pub enum ResponseBody {
     Stream {
         rx: mpsc::Receiver<Bytes>,
         guard: RequestGuard,
+        /// On abort, one Pending lets hyper flush what was already sent before the error closes it.
+        flushed_before_abort: bool,
     },
 }
 
@@ -75,11 +77,19 @@ impl http_body::Body for ResponseBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BodyAborted>>> {
         match self.get_mut() {
             ResponseBody::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
-            ResponseBody::Stream { rx, guard } => match rx.poll_recv(cx) {
+            ResponseBody::Stream {
+                rx,
+                guard,
+                flushed_before_abort,
+            } => match rx.poll_recv(cx) {
                 Poll::Ready(Some(chunk)) => Poll::Ready(Some(Ok(Frame::data(chunk)))),
                 Poll::Ready(None) => {
                     if guard.finished_cleanly() {
                         Poll::Ready(None)
+                    } else if !*flushed_before_abort {
+                        *flushed_before_abort = true;
+                        cx.waker().wake_by_ref();
+                        Poll::Pending
                     } else {
                         Poll::Ready(Some(Err(BodyAborted)))
                     }

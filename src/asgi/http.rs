@@ -128,6 +128,10 @@ impl RequestShared {
         }
     }
 
+    pub fn body_failed_now(&self) -> bool {
+        self.lock().body_state == BodyState::Failed
+    }
+
     pub fn is_disconnected(&self) -> bool {
         self.lock().disconnected
     }
@@ -243,7 +247,9 @@ async fn pump_body(shared: Arc<RequestShared>, mut body: Incoming) {
                     }
                 }
                 Some(Err(_)) => {
+                    // A broken body (bad chunked framing) ends the exchange like a disconnect.
                     st.body_state = BodyState::Failed;
+                    st.disconnected = true;
                     failed = true;
                 }
                 None => st.body_state = BodyState::Done,
@@ -531,7 +537,12 @@ impl HttpTransport {
                 }
                 let (tx, rx) = mpsc::channel(STREAM_CHANNEL);
                 let guard = RequestGuard::new(self.shared.clone());
-                let response = self.build_head(status, headers, ResponseBody::Stream { rx, guard });
+                let response = self.build_head(status, headers, ResponseBody::Stream {
+                        rx,
+                        guard,
+                        flushed_before_abort: false,
+                    },
+                );
                 st.phase = Phase::Streaming {
                     tx,
                     declared_length,
@@ -555,7 +566,12 @@ impl HttpTransport {
         let mut st = self.lock();
         match st.phase {
             Phase::Idle | Phase::Started { .. } => {
-                let response = responses::internal_error(&self.shared.server.settings);
+                let settings = &self.shared.server.settings;
+                let response = if self.shared.body_failed_now() {
+                    responses::bad_request(settings)
+                } else {
+                    responses::internal_error(settings)
+                };
                 self.shared.lock().response_complete = true;
                 let _ = self.deliver(&mut st, response);
                 st.status = Some(500);
