@@ -154,14 +154,8 @@ def test_raise_before_start_gives_500(server: ServerProcess) -> None:
     assert_still_serving(server)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug (racy, about half the time): the head and the 7 bytes already passed to "
-    "send(more_body=True) never reach the client, or only the head does, before the connection "
-    "is closed (uvicorn always sends both, then closes)",
-)
 def test_raise_after_start_truncates_and_closes(server: ServerProcess) -> None:
-    for _ in range(20):  # the failure is a race: repeat so that the outcome is deterministic
+    for _ in range(20):  # this was a race (fixed): repeat so that a regression shows
         with RawClient(server.address) as raw:
             raw.send(request_bytes("GET", "/raise-after"))
             data = raw.read_all()  # returns once the server closed the connection
