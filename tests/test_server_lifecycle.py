@@ -158,6 +158,63 @@ def test_timeout_graceful_shutdown_bounds_endless_stream(pool: ThreadPoolExecuto
     assert "Application shutdown complete." in proc.stderr
 
 
+def test_second_sigint_forces_exit(pool: ThreadPoolExecutor) -> None:
+    def consume(url: str) -> str:
+        try:
+            with httpx.stream("GET", url + "/forever?id=forced", timeout=10.0) as response:
+                for _ in response.iter_bytes():
+                    pass
+        except httpx.HTTPError as exc:
+            return f"error {type(exc).__name__}"
+        return "ended"
+
+    with running(PROBE) as proc:
+        stream = pool.submit(consume, proc.url)
+        poll(lambda: events(proc.url, "forced") == ["started"], what="the stream to start")
+        proc.send_signal(signal.SIGINT)
+        proc.wait_for_output("Waiting for connections to close. (CTRL+C to force quit)")
+        assert proc.running, "without --timeout-graceful-shutdown the server waits for the stream"
+        forced_at = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10.0) == 0, proc.output
+        assert time.monotonic() - forced_at < 3.0
+        assert stream.result(timeout=5.0).startswith("error")
+
+
+def test_limit_max_requests_stops_the_server() -> None:
+    with running(PROBE, "--limit-max-requests", "2") as proc:
+        for _ in range(2):
+            assert httpx.get(proc.url, timeout=5.0).text == "ok"
+        assert proc.wait(timeout=10.0) == 0, proc.output
+    assert "WARNING:  Maximum request limit of 2 exceeded. Terminating process." in proc.stderr
+    assert "Application shutdown complete." in proc.stderr
+
+
+def test_log_level_warning_hides_info() -> None:
+    def answers(port: int) -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/", timeout=5.0).text == "ok"
+        except httpx.TransportError:
+            return False
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        # no "running on" line to wait for at this level: poll the inherited socket instead
+        proc = turboasgi_server(
+            PROBE, "--log-level", "warning", "--fd", str(sock.fileno()), pass_fds=[sock.fileno()]
+        )
+        proc.launch()
+        try:
+            poll(lambda: answers(port), what="the server to answer")
+            assert proc.stop() == 0
+        finally:
+            proc.kill()
+    assert proc.stderr == ""
+    assert proc.stdout == ""  # the access log is at INFO level too
+
+
 def test_idle_keep_alive_connection_closed_at_shutdown() -> None:
     with running(PROBE) as proc, RawClient(proc.address) as raw:
         raw.send(request_bytes("GET", "/"))

@@ -274,3 +274,12 @@ def test_request_headers_in_scope(server: ServerProcess) -> None:
         raw.send(request_bytes("GET", "/echo", [("X-Dup", "1"), ("x-dup", "2"), ("X-Mixed-Case", "Value")]))
         headers = json.loads(raw.read_response().body)["headers"]
     assert headers == [["host", "test"], ["x-dup", "1"], ["x-dup", "2"], ["x-mixed-case", "Value"]]
+
+
+def test_header_value_whitespace_stripped(server: ServerProcess) -> None:
+    """RFC 9110 5.5: leading and trailing whitespace is not part of a field value (httptools keeps the
+    trailing part; the stricter RFC reading is the one to follow)."""
+    with RawClient(server.address) as raw:
+        raw.send(b"GET /echo HTTP/1.1\r\nHost: t\r\nX-Spaces: \t padded value \t \r\n\r\n")
+        headers = json.loads(raw.read_response().body)["headers"]
+    assert ["x-spaces", "padded value"] in headers
