@@ -542,9 +542,7 @@ def test_malformed_send_raises(server: ServerProcess, kind: str) -> None:
             pass  # the server may abort the connection
     result = wait_observed(server.base_url, key)
     assert result["raised"], f"send() accepted the malformed message ({kind}) silently"
-    assert {"TypeError", "ValueError", "RuntimeError", "KeyError", "AssertionError"} & set(
-        result["exc_mro"]
-    ), f"unexpected exception {result['exc_type']}: {result['message']}"
+    assert result["message"].strip(), f"{result['exc_type']} raised without a message"
 
 
 def test_app_exception_before_start_gives_500(server: ServerProcess) -> None:
