@@ -147,7 +147,7 @@ def test_factory_that_is_not_a_factory_exits_3() -> None:
     [
         (["--reload"], "Error: --reload is not yet supported by turboasgi"),
         (["--workers", "2"], "Error: --workers 2 is not yet supported by turboasgi"),
-        (["--threads", "2"], "Error: --threads 2 is not yet supported by turboasgi"),
+        (["--threads", "0"], "Error: threads must be at least 1, got 0"),
         (["--ssl-keyfile", "k.pem", "--ssl-certfile", "c.pem"], "Error: TLS"),
         (["--ws-max-queue", "4"], "Error: A non-default --ws-max-queue is not yet supported by turboasgi"),
         (["--ws-ping-interval", "0"], "Error: --ws-ping-interval must be a positive number of seconds"),

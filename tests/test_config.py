@@ -128,7 +128,7 @@ def test_defaults_match_uvicorn() -> None:
     [
         ({"reload": True}, "--reload is not yet supported by turboasgi"),
         ({"workers": 2}, "--workers 2 is not yet supported by turboasgi"),
-        ({"threads": 4}, "--threads 4 is not yet supported by turboasgi"),
+        ({"threads": 0}, "threads must be at least 1"),
         ({"ssl_keyfile": "k.pem", "ssl_certfile": "c.pem"}, "TLS"),
         ({"ssl_certfile": "c.pem"}, "TLS"),
         ({"ws": "h11"}, "--ws h11 is not yet supported"),

@@ -103,7 +103,9 @@ def _metavar(choices: list[str]) -> str:
     "--threads",
     type=int,
     default=None,
-    help=f"Number of event-loop threads in one process (free-threaded Python). {NYS} above 1.",
+    help="Number of asyncio event-loop threads in one process, each connection pinned to one loop "
+    "(default: the usable cores on free-threaded Python with the GIL disabled, else 1). "
+    "Lifespan runs once per loop.",
 )
 @click.option(
     "--loop",

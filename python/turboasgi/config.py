@@ -309,8 +309,6 @@ class Config:
         if self.workers > 1:
             source = " (from $WEB_CONCURRENCY)" if self._workers_from_env else ""
             raise _not_supported(f"--workers {self.workers}{source}")
-        if self.threads is not None and self.threads > 1:
-            raise _not_supported(f"--threads {self.threads}")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be at least 1, got {self.threads}")
         if self.is_ssl:
@@ -552,7 +550,7 @@ class Config:
         """``headers`` as lowercased-name ``(bytes, bytes)`` pairs, in the given order."""
         return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in self.headers]
 
-    def core_config(self) -> CoreConfig:
+    def core_config(self, tokio_threads: int = 1) -> CoreConfig:
         """Build the Rust core's ``CoreConfig`` from this configuration."""
         from turboasgi._core import CoreConfig
 
@@ -569,6 +567,7 @@ class Config:
             proxy_headers=self.proxy_headers,
             forwarded_allow_ips=list(self.forwarded_allow_ips),
             max_header_bytes=self.h11_max_incomplete_event_size or DEFAULT_MAX_HEADER_BYTES,
+            tokio_threads=tokio_threads,
             ws_enabled=self.ws != "none",
             ws_max_size=self.ws_max_size,
             ws_ping_interval=self.ws_ping_interval,

@@ -15,10 +15,16 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from turboasgi._core import ServerCore
-from turboasgi.protocol import HttpRunner, WebSocketRunner
+from turboasgi.loops import (
+    LoopRuntime,
+    LoopThread,
+    default_loop_count,
+    free_threaded_build,
+    gil_enabled,
+    tokio_thread_count,
+)
 
 if TYPE_CHECKING:
-    from turboasgi._core import LoopHandle
     from turboasgi.config import Config
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -36,8 +42,8 @@ class Server:
         self.should_exit = False
         self.force_exit = False
         self.core: ServerCore | None = None
-        self.runner: HttpRunner | None = None
-        self._handle: LoopHandle | None = None
+        self.main_runtime: LoopRuntime | None = None
+        self.loop_threads: list[LoopThread] = []
         self._sockets: list[socket.socket] = []
         self._captured_signals: list[int] = []
 
@@ -61,7 +67,10 @@ class Server:
         config = self.config
         if not config.loaded:
             config.load()
-        self.lifespan = config.lifespan_class(config)
+        self.loop_count = config.threads or default_loop_count()
+        access_log = bool(config.access_log) and logging.getLogger("turboasgi.access").hasHandlers()
+        self.main_runtime = LoopRuntime(config, asyncio.get_running_loop(), access_log)
+        self.lifespan = self.main_runtime.lifespan
 
         message = "Started server process [%d]"
         logger.info(message, process_id, extra={"color_message": message})
@@ -81,14 +90,13 @@ class Server:
             return
 
         config = self.config
-        loop = asyncio.get_running_loop()
-        core = ServerCore(config.core_config())
-        access_log = bool(config.access_log) and logging.getLogger("turboasgi.access").hasHandlers()
-        self.runner = HttpRunner(config.loaded_app, access_log=access_log)
-        ws_runner = WebSocketRunner(config.loaded_app, access_log=access_log, tasks=self.runner.tasks)
-        self._handle = core.add_loop(loop, self.runner, self.lifespan.state, ws_runner)
-        loop.add_reader(self._handle.fileno(), self._handle.drain)
+        assert self.main_runtime is not None
+        core = ServerCore(config.core_config(tokio_threads=tokio_thread_count(self.loop_count)))
         self.core = core
+        self.main_runtime.attach(core)
+        if not await self._start_loop_threads(core):
+            self.should_exit = True
+            return
 
         try:
             listening = list(sockets) if sockets else [config.bind_socket()]
@@ -100,6 +108,50 @@ class Server:
         if not sockets:
             self._sockets = listening
         self.started = True
+
+    async def _start_loop_threads(self, core: ServerCore) -> bool:
+        """Starts loops 2..N, each running lifespan startup on itself (spec L2); False if one failed."""
+        access_log = self.main_runtime.http.access_log if self.main_runtime else False
+        self.loop_threads = [
+            LoopThread(i, self.config, core, access_log) for i in range(1, self.loop_count)
+        ]
+        for thread in self.loop_threads:
+            thread.start()
+        # Polled rather than waited for in an executor thread: no extra thread may catch signals.
+        while not all(thread.ready.is_set() for thread in self.loop_threads):
+            await asyncio.sleep(0.01)
+        if any(t.failed for t in self.loop_threads):
+            await self._stop_loop_threads()
+            await self.lifespan.shutdown()
+            return False
+        self._log_loops()
+        return True
+
+    def _log_loops(self) -> None:
+        if free_threaded_build():
+            gil = "enabled" if gil_enabled() else "disabled"
+            logger.info("Serving with %d event loop thread(s); the GIL is %s.", self.loop_count, gil)
+            if gil_enabled():
+                logger.warning(
+                    "The GIL was re-enabled at run time (an imported extension does not declare "
+                    "free-threading support): loop threads now take turns instead of running in parallel."
+                )
+        elif self.loop_count > 1:
+            logger.warning(
+                "Running %d event loop threads under the GIL: they take turns, which adds contention "
+                "and no parallelism. Use --workers on GIL builds.",
+                self.loop_count,
+            )
+
+    async def _stop_loop_threads(self) -> None:
+        for thread in self.loop_threads:
+            thread.stop(force=self.force_exit)
+        deadline = asyncio.get_running_loop().time() + 30.0
+        while any(t.thread.is_alive() for t in self.loop_threads):
+            if asyncio.get_running_loop().time() > deadline:
+                logger.warning("An event loop thread did not stop within 30 seconds.")
+                break
+            await asyncio.sleep(0.01)
 
     async def main_loop(self) -> None:
         counter = 0
@@ -123,8 +175,9 @@ class Server:
     async def shutdown(self) -> None:
         logger.info("Shutting down")
         core = self.core
-        if core is not None:
-            if core.connection_count() or (self.runner and self.runner.tasks):
+        runtime = self.main_runtime
+        if core is not None and runtime is not None:
+            if core.connection_count() or runtime.tasks:
                 logger.info("Waiting for connections to close. (CTRL+C to force quit)")
             closing = asyncio.ensure_future(core.shutdown(self.config.timeout_graceful_shutdown))
             # New clients are refused from now on, not left waiting in the backlog.
@@ -134,27 +187,13 @@ class Server:
                 if self.force_exit:
                     core.force_close()
                 await asyncio.wait({closing}, timeout=0.1)
-            await self._wait_tasks()
-            if self._handle is not None:
-                asyncio.get_running_loop().remove_reader(self._handle.fileno())
+            if runtime.tasks:
+                logger.info("Waiting for background tasks to complete. (CTRL+C to force quit)")
+            await runtime.wait_tasks(self.config.timeout_graceful_shutdown, lambda: self.force_exit)
+            runtime.detach()
+            await self._stop_loop_threads()
         if not self.force_exit:
             await self.lifespan.shutdown()
-
-    async def _wait_tasks(self) -> None:
-        """Request Tasks may outlive their connection (background work after the response)."""
-        if self.runner is None or not self.runner.tasks:
-            return
-        logger.info("Waiting for background tasks to complete. (CTRL+C to force quit)")
-        timeout = self.config.timeout_graceful_shutdown
-        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
-        while self.runner.tasks and not self.force_exit:
-            if deadline is not None and asyncio.get_running_loop().time() >= deadline:
-                break
-            await asyncio.wait(set(self.runner.tasks), timeout=0.1)
-        for task in list(self.runner.tasks):
-            task.cancel()
-        if self.runner.tasks:
-            await asyncio.wait(set(self.runner.tasks), timeout=1.0)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:

@@ -116,6 +116,20 @@ impl Shared {
 
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 
+/// Python runs signal handlers in the main thread only, and CPython notices a signal promptly only
+/// when the kernel delivers it to that thread: network threads must never receive them.
+fn block_process_signals() {
+    // SAFETY: plain libc calls on a local, initialized sigset_t.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+            libc::sigaddset(&mut set, sig);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
 fn runtime(threads: usize) -> PyResult<&'static Runtime> {
     if let Some(rt) = RUNTIME.get() {
         return Ok(rt);
@@ -123,6 +137,7 @@ fn runtime(threads: usize) -> PyResult<&'static Runtime> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .thread_name("turboasgi-io")
+        .on_thread_start(block_process_signals)
         .enable_all()
         .build()
         .map_err(|e| PyRuntimeError::new_err(format!("cannot start the tokio runtime: {e}")))?;
