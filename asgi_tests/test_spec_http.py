@@ -583,7 +583,7 @@ def test_client_gone_errors_not_logged_as_app_errors(server: ServerProcess) -> N
     client.read_head()
     client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     client.close()
-    result = wait_observed(server.base_url, key, timeout=10.0, until="disconnect_seen")
+    result = wait_observed(server.base_url, key, timeout=10.0, until="final")
     assert "streaming" not in result
     # fence: an app error with a known token is logged after anything the previous request caused
     fence = new_id()
@@ -609,7 +609,7 @@ def test_send_after_disconnect_raises_oserror(server: ServerProcess, spec_versio
     client.read_head()
     client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     client.close()
-    result = wait_observed(server.base_url, key, timeout=10.0, until="disconnect_seen")
+    result = wait_observed(server.base_url, key, timeout=10.0, until="final")
     assert result["raised"], f"{result['sends_after_disconnect']} sends after the disconnect did not raise"
     assert result["is_oserror"], f"raised {result['exc_type']} ({result['exc_mro']}), not an OSError"
 

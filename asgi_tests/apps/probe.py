@@ -496,6 +496,7 @@ async def r_stream_until_disconnect(scope: Scope, receive: Receive, send: Send, 
     except Exception as exc:
         result.update(exception_info(exc))
         result["disconnect_seen"] = disconnected.is_set()
+        result["final"] = True
         STORE[arg] = result
         if reraise:
             raise
@@ -503,6 +504,7 @@ async def r_stream_until_disconnect(scope: Scope, receive: Receive, send: Send, 
     finally:
         watcher.cancel()
     result["disconnect_seen"] = disconnected.is_set()
+    result["final"] = True
     STORE[arg] = result
 
 
