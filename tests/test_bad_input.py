@@ -87,6 +87,18 @@ def test_lifespan_on_startup_raises_exits_3() -> None:
     assert "running on" not in proc.stderr
 
 
+def test_lifespan_startup_failed_message_exits_3() -> None:
+    proc = turboasgi_server("tests.apps.startup_failed:app")
+    assert proc.run_to_exit() == 3, proc.output
+    lines = proc.stderr.splitlines()
+    assert "ERROR:    database unreachable" in lines
+    assert "ERROR:    Application startup failed. Exiting." in lines
+    assert lines.index("ERROR:    database unreachable") < lines.index(
+        "ERROR:    Application startup failed. Exiting."
+    )
+    assert "running on" not in proc.stderr
+
+
 def test_lifespan_auto_startup_raises_is_unsupported_and_serves() -> None:
     with running("tests.apps.raising_lifespan:app") as proc:
         proc.wait_for_output("ASGI 'lifespan' protocol appears unsupported.")
@@ -109,6 +121,41 @@ def test_one_megabyte_header_is_rejected(server: ServerProcess) -> None:
         assert 400 <= response.status < 500, response
         assert response.status in (400, 431), response
         assert raw.closed_by_peer()
+    assert_still_serving(server)
+
+
+def test_huge_request_target_is_rejected(server: ServerProcess) -> None:
+    with RawClient(server.address) as raw:
+        try:
+            raw.send(request_bytes("GET", "/echo?" + "q" * 1024 * 1024))
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        response = raw.read_response()
+        assert response.status in (400, 414, 431), response
+        assert raw.closed_by_peer()
+    assert_still_serving(server)
+
+
+def test_client_gone_during_streaming_response(server: ServerProcess) -> None:
+    """spec H12 (turboasgi advertises 2.4): send() raises an OSError once the client is gone; that error
+    escaping the app is not logged as an application error (spec G7)."""
+    assert httpx.get(server.url + "/spec", timeout=5.0).json()["asgi"]["spec_version"] == "2.4"
+    with RawClient(server.address) as raw:
+        raw.send(request_bytes("GET", "/forever?id=client-gone"))
+        assert raw.read_response(head_request=True).status == 200  # the head only; the body never ends
+    poll(lambda: len(events(server, "client-gone")) > 1, what="send() to fail after the client left")
+    assert events(server, "client-gone")[1] == "send raised ClientDisconnected OSError=True"
+    assert_still_serving(server)
+    assert "ClientDisconnected" not in server.stderr
+
+
+def test_response_splitting_header_is_refused(server: ServerProcess) -> None:
+    with RawClient(server.address) as raw:
+        raw.send(request_bytes("GET", "/bad-header"))
+        data = raw.read_all()
+    assert b"Injected" not in data
+    assert data.startswith(b"HTTP/1.1 500 "), data
+    server.wait_for_output(re.compile(r"invalid value for header \"x-evil\""), stream="stderr")
     assert_still_serving(server)
 
 

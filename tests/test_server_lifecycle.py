@@ -433,6 +433,22 @@ def test_factory_detected_without_flag() -> None:
     )
 
 
+def test_lifespan_off() -> None:
+    with running(PROBE, "--lifespan", "off") as proc:
+        assert httpx.get(proc.url, timeout=5.0).text == "ok"
+        assert proc.stop() == 0
+    assert "application startup" not in proc.stderr.lower()
+    assert "application shutdown" not in proc.stderr.lower()
+    assert "Finished server process" in proc.stderr
+
+
+def test_asgi2_interface_detected() -> None:
+    with running("tests.apps.asgi2:app") as proc:
+        assert httpx.get(proc.url, timeout=5.0).text == "asgi2"
+    with running("tests.apps.asgi2:app", "--interface", "asgi2") as proc:
+        assert httpx.get(proc.url, timeout=5.0).text == "asgi2"
+
+
 def test_app_dir(tmp_path: Path) -> None:
     (tmp_path / "appdir_module_xyz.py").write_text((ROOT / "examples" / "hello.py").read_text())
     with running("appdir_module_xyz:app", "--app-dir", str(tmp_path)) as proc:

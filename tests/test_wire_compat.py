@@ -283,3 +283,66 @@ def test_header_value_whitespace_stripped(server: ServerProcess) -> None:
         raw.send(b"GET /echo HTTP/1.1\r\nHost: t\r\nX-Spaces: \t padded value \t \r\n\r\n")
         headers = json.loads(raw.read_response().body)["headers"]
     assert ["x-spaces", "padded value"] in headers
+
+
+# ------------------------------------------------------------------------------ bodies and limits
+
+
+def test_app_transfer_encoding_is_ignored(server: ServerProcess) -> None:
+    """spec H3: the server owns the framing, whatever transfer-encoding the app claims."""
+    with RawClient(server.address) as raw:
+        raw.send(get("/app-te"))
+        response = raw.read_response()
+        assert response.body == b"hello world"
+        assert response.all("transfer-encoding") == ["chunked"]
+        raw.send(get("/"))
+        assert raw.read_response().body == b"ok"
+    with RawClient(server.address) as raw:
+        raw.send(request_bytes("GET", "/app-te", version="HTTP/1.0"))
+        head, _, body = raw.read_all().partition(b"\r\n\r\n")
+    assert b"transfer-encoding" not in head.lower()
+    assert body == b"hello world"
+
+
+def test_large_response_body(server: ServerProcess) -> None:
+    size = 10 * 1024 * 1024 + 7
+    response = httpx.get(server.url + "/big", params={"size": str(size)}, timeout=10.0)
+    assert response.headers["content-length"] == str(size)
+    expected = (bytes(range(256)) * 256 * (size // 65536 + 1))[:size]
+    assert response.content == expected
+
+
+def test_large_request_body(server: ServerProcess) -> None:
+    body = b"0123456789abcdef" * (10 * 1024 * 1024 // 16)
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(body), 1 << 20):
+            yield body[start : start + (1 << 20)]
+
+    assert httpx.post(server.url + "/upload", content=body, timeout=10.0).text == str(len(body))
+    assert httpx.post(server.url + "/upload", content=chunks(), timeout=10.0).text == str(len(body))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: more than 100 request headers get 431 with an empty body (hyper's default header count "
+    "limit); uvicorn/httptools accepts them (only the total size is limited)",
+)
+def test_many_request_headers_accepted(server: ServerProcess) -> None:
+    with RawClient(server.address) as raw:
+        raw.send(request_bytes("GET", "/echo", [(f"X-H{i}", "v") for i in range(150)]))
+        response = raw.read_response()
+        assert response.status == 200, response
+        assert len(json.loads(response.body)["headers"]) == 151
+
+
+def test_max_header_size_option() -> None:
+    """turboasgi applies ``--h11-max-incomplete-event-size`` to the request head (at least 8 KiB)."""
+    with running(PROBE, "--h11-max-incomplete-event-size", "16384") as proc:
+        with RawClient(proc.address) as raw:
+            raw.send(request_bytes("GET", "/", [("X-Small", "a" * 12000)]))
+            assert raw.read_response().status == 200
+        with RawClient(proc.address) as raw:
+            raw.send(request_bytes("GET", "/", [("X-Big", "a" * 20000)]))
+            assert raw.read_response().status == 431
+            assert raw.closed_by_peer()

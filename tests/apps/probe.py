@@ -156,10 +156,15 @@ async def slow(scope: Scope, receive: Receive, send: Send, query: dict[str, str]
 
 async def forever(scope: Scope, receive: Receive, send: Send, query: dict[str, str]) -> None:
     """A streaming response that never ends."""
-    EVENTS.setdefault(query.get("id", "forever"), []).append("started")
+    key = query.get("id", "forever")
+    EVENTS.setdefault(key, []).append("started")
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
     while True:
-        await send({"type": "http.response.body", "body": b"tick\n", "more_body": True})
+        try:
+            await send({"type": "http.response.body", "body": b"tick\n", "more_body": True})
+        except BaseException as exc:
+            EVENTS[key].append(f"send raised {type(exc).__name__} OSError={isinstance(exc, OSError)}")
+            raise
         await asyncio.sleep(0.05)
 
 
@@ -198,7 +203,38 @@ async def env(scope: Scope, receive: Receive, send: Send, query: dict[str, str])
     await respond(send, os.environ.get(query["name"], "<unset>").encode())
 
 
+async def big(scope: Scope, receive: Receive, send: Send, query: dict[str, str]) -> None:
+    """``size`` bytes (a repeating pattern) in 64 KiB body messages, with a content-length."""
+    size = int(query["size"])
+    pattern = bytes(range(256)) * 256
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", str(size).encode())]}
+    )
+    sent = 0
+    while sent < size:
+        chunk = pattern[: min(len(pattern), size - sent)]
+        sent += len(chunk)
+        await send({"type": "http.response.body", "body": chunk, "more_body": sent < size})
+
+
+async def spec(scope: Scope, receive: Receive, send: Send, query: dict[str, str]) -> None:
+    await respond_json(send, {"asgi": scope["asgi"], "extensions": sorted(scope.get("extensions") or {})})
+
+
 # ------------------------------------------------------------------------------ misbehaving routes
+
+
+async def bad_header(scope: Scope, receive: Receive, send: Send, query: dict[str, str]) -> None:
+    """Response splitting attempt: CR LF inside a header value."""
+    await respond(send, b"split", headers=[(b"x-evil", b"a\r\nInjected: yes")])
+
+
+async def app_transfer_encoding(scope: Scope, receive: Receive, send: Send, query: dict[str, str]) -> None:
+    """The app claims chunked framing but sends raw bytes: the server must frame the body itself."""
+    headers = [(b"content-type", b"text/plain"), (b"transfer-encoding", b"chunked")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b"hello", "more_body": True})
+    await send({"type": "http.response.body", "body": b" world"})
 
 
 async def str_body(scope: Scope, receive: Receive, send: Send, query: dict[str, str]) -> None:
@@ -258,6 +294,10 @@ ROUTES: dict[str, Handler] = {
     "/own-server-date": own_server_date,
     "/close": app_close,
     "/env": env,
+    "/big": big,
+    "/spec": spec,
+    "/bad-header": bad_header,
+    "/app-te": app_transfer_encoding,
     "/str-body": str_body,
     "/bad-status": bad_status,
     "/raise-before": raise_before,
