@@ -196,6 +196,7 @@ class Server:
     version: str = ""
     available: bool = True
     reason: str = ""  # why it is not available
+    warning: str = ""  # available, but the numbers may not be representative
 
     def argv(self, workload: Workload, port: int, *, idle_conns: int = 0) -> list[str]:
         """The server's command line; ``idle_conns`` > 0 adapts it to hold that many idle connections."""
@@ -279,6 +280,27 @@ def ceiling_version() -> str:
     return f"hyper {hyper}, {rustc}"
 
 
+def turboasgi_build_warning() -> str:
+    """Flag a debug (unoptimised) build of turboasgi._core: it is several times slower.
+
+    The project's release profile sets no ``debug``, so debug info in the extension module means it came
+    from the dev profile (e.g. ``maturin develop`` without ``--release``).
+    """
+    code = "import turboasgi._core as c; print(c.__file__)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    path = Path(proc.stdout.strip())
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return ""
+    if b".debug_info" in data:
+        return (
+            f"{path.name} ({len(data) / 2**20:.0f} MiB) carries debug info: probably an unoptimised "
+            "dev-profile build (`maturin develop` without `--release`); its numbers are not representative"
+        )
+    return ""
+
+
 def discover_servers(names: Sequence[str]) -> dict[str, Server]:
     servers: dict[str, Server] = {}
     for name in names:
@@ -289,6 +311,10 @@ def discover_servers(names: Sequence[str]) -> dict[str, Server]:
         elif name == "turboasgi":
             err = probe_import(["turboasgi", "turboasgi._core"])
             server.version = dist_version("turboasgi") or "?"
+            if err is None:
+                server.warning = turboasgi_build_warning()
+                if server.warning:
+                    log(f"turboasgi: WARNING: {server.warning}")
         elif name == "uvicorn":
             err = probe_import(["uvicorn", "uvloop", "httptools"])
             server.version = dist_version("uvicorn") or "?"
@@ -788,6 +814,7 @@ def environment(cfg: Config, servers: dict[str, Server], results: Results) -> li
     server_versions = ", ".join(
         f"{s.name} {s.version or '?'}" + ("" if s.available else " (not available)") for s in servers.values()
     )
+    warnings = [f"- **Warning — {s.name}**: {s.warning}" for s in servers.values() if s.warning]
     return [
         f"- Machine: {cpu_model()}, {os.cpu_count()} cores, {mem_total_gib():.0f} GiB RAM, "
         f"Linux {platform.release()}",
@@ -798,6 +825,7 @@ def environment(cfg: Config, servers: dict[str, Server], results: Results) -> li
         f"- Python {platform.python_version()} ({platform.python_implementation()}); {lib_versions}",
         f"- Servers: {server_versions}; wrk {wrk_version()}",
         f"- Repository commit: {git_revision()}",
+        *warnings,
         f"- Load: wrk -t1, {cfg.duration:g} s per run ({cfg.warmup:g} s warm-up after each server start), "
         f"concurrency {', '.join(map(str, cfg.concurrency))}; {cfg.rounds} round(s), servers interleaved "
         f"(order rotated every round), median reported",
