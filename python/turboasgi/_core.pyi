@@ -49,7 +49,7 @@ class ServerCore:
     ) -> LoopHandle: ...
     def listen(self, fd: int, *, unix: bool = False) -> None:
         """Serve connections accepted on a bound, listening socket (the fd is duplicated)."""
-    def shutdown(self, timeout: float | None) -> Awaitable[None]:
+    def shutdown(self, handle: LoopHandle, timeout: float | None = None) -> asyncio.Future[None]:
         """Stop accepting, close idle keep-alive connections, wait for in-flight requests (at most
         ``timeout`` seconds, then close them)."""
     def connection_count(self) -> int: ...

@@ -179,7 +179,8 @@ class Server:
         if core is not None and runtime is not None:
             if core.connection_count() or runtime.tasks:
                 logger.info("Waiting for connections to close. (CTRL+C to force quit)")
-            closing = asyncio.ensure_future(core.shutdown(self.config.timeout_graceful_shutdown))
+            assert runtime.handle is not None
+            closing = core.shutdown(runtime.handle, self.config.timeout_graceful_shutdown)
             # New clients are refused from now on, not left waiting in the backlog.
             for sock in self._sockets:
                 sock.close()

@@ -27,6 +27,8 @@ pub enum Event {
     Wake(Arc<dyn Wakeable>),
     /// A `send()` that had to wait for the client finished: resolve its future.
     SendDone { future: Py<PyAny>, delivered: bool },
+    /// A warning for the `turboasgi.error` logger.
+    Warning(&'static str),
 }
 
 pub struct Inbox {

@@ -103,6 +103,13 @@ impl LoopEntry {
             Event::Request(ctx) => self.start_request(py, *ctx),
             Event::WebSocket(ctx) => self.start_websocket(py, *ctx),
             Event::Wake(shared) => shared.wake_waiters(py),
+            Event::Warning(message) => {
+                self.server
+                    .error_logger()
+                    .bind(py)
+                    .call_method1(intern!(py, "warning"), (message,))?;
+                Ok(())
+            }
             Event::SendDone { future, delivered } => {
                 let fut = future.bind(py);
                 if fut.call_method0(intern!(py, "done"))?.is_truthy()? {
@@ -128,6 +135,14 @@ pub struct LoopHandle {
 impl LoopHandle {
     pub fn new(entry: Arc<LoopEntry>) -> Self {
         LoopHandle { entry }
+    }
+
+    pub fn create_future(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(self.entry.create_future.bind(py).call0()?.unbind())
+    }
+
+    pub fn inbox(&self) -> Arc<Inbox> {
+        self.entry.inbox.clone()
     }
 }
 

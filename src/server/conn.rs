@@ -92,7 +92,7 @@ async fn handle(
         return Ok(super::websocket::handle_upgrade(req, conn, server.clone()).await);
     }
     if !server.try_start_request() {
-        server.log_warning("Exceeded concurrency limit.");
+        server.log_warning(&conn.inbox, "Exceeded concurrency limit.");
         return Ok(responses::service_unavailable(settings));
     }
     conn.request_started();

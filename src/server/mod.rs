@@ -16,7 +16,7 @@ use pyo3::types::PyDict;
 use tokio::runtime::Runtime;
 use tokio::sync::{watch, Notify};
 
-use crate::bridge::inbox::Inbox;
+use crate::bridge::inbox::{Event, Inbox};
 use crate::bridge::loop_handle::{LoopEntry, LoopHandle};
 use crate::config::{CoreConfig, Settings};
 
@@ -91,14 +91,14 @@ impl Shared {
         self.shutdown.subscribe()
     }
 
-    /// Cold path only (a tokio thread attaches to Python to log).
-    pub fn log_warning(&self, message: &str) {
-        Python::attach(|py| {
-            let _ = self
-                .error_logger
-                .bind(py)
-                .call_method1("warning", (message,));
-        });
+    /// Logs on the loop thread: tokio threads never attach to Python (an attach racing with
+    /// interpreter finalization crashes free-threaded CPython).
+    pub fn log_warning(&self, inbox: &Inbox, message: &'static str) {
+        inbox.push(Event::Warning(message));
+    }
+
+    pub fn error_logger(&self) -> &Py<PyAny> {
+        &self.error_logger
     }
 
     async fn wait_connections_closed(&self) {
@@ -142,7 +142,6 @@ fn runtime(threads: usize) -> PyResult<&'static Runtime> {
         .build()
         .map_err(|e| PyRuntimeError::new_err(format!("cannot start the tokio runtime: {e}")))?;
     let rt = RUNTIME.get_or_init(|| rt);
-    let _ = pyo3_async_runtimes::tokio::init_with_runtime(rt);
     Ok(rt)
 }
 
@@ -208,10 +207,19 @@ impl ServerCore {
             .map_err(|e| PyOSError::new_err(format!("cannot listen on fd {fd}: {e}")))
     }
 
-    #[pyo3(signature = (timeout = None))]
-    fn shutdown<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+    /// Returns a future of `handle`'s loop, resolved through that loop's inbox.
+    #[pyo3(signature = (handle, timeout = None))]
+    fn shutdown(
+        &self,
+        py: Python<'_>,
+        handle: PyRef<'_, LoopHandle>,
+        timeout: Option<f64>,
+    ) -> PyResult<Py<PyAny>> {
         let shared = self.shared.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        let future = handle.create_future(py)?;
+        let resolve = future.clone_ref(py);
+        let inbox = handle.inbox();
+        self.shared.runtime.spawn(async move {
             let _ = shared.shutdown.send(ShutdownStage::Graceful);
             let graceful = shared.wait_connections_closed();
             let finished = match timeout {
@@ -231,8 +239,12 @@ impl ServerCore {
                     tokio::time::timeout(Duration::from_secs(5), shared.wait_connections_closed())
                         .await;
             }
-            Ok(finished)
-        })
+            inbox.push(Event::SendDone {
+                future: resolve,
+                delivered: true,
+            });
+        });
+        Ok(future)
     }
 
     /// Closes every connection at once (a second Ctrl+C).

@@ -75,7 +75,7 @@ pub async fn handle_upgrade(
         return response;
     };
     if !server.try_start_request() {
-        server.log_warning("Exceeded concurrency limit.");
+        server.log_warning(&conn.inbox, "Exceeded concurrency limit.");
         return responses::service_unavailable(settings);
     }
     conn.request_started();
