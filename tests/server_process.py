@@ -155,8 +155,8 @@ class ServerProcess:
 
     def launch(self) -> None:
         """Start the process without waiting for anything."""
-        self._out = tempfile.NamedTemporaryFile(prefix="server-out-", suffix=".log")  # noqa: SIM115
-        self._err = tempfile.NamedTemporaryFile(prefix="server-err-", suffix=".log")  # noqa: SIM115
+        self._out = tempfile.NamedTemporaryFile(prefix="server-out-", suffix=".log")
+        self._err = tempfile.NamedTemporaryFile(prefix="server-err-", suffix=".log")
         self.proc = subprocess.Popen(
             self.command,
             cwd=self.cwd,
@@ -257,32 +257,49 @@ class ServerProcess:
     def __exit__(self, *exc: object) -> None:
         if self.running:
             self.stop()
-        # keep the output readable after the block; the temporary files go with the object
+        # the output stays readable after the block; the temporary files go with the object
 
 
-def turboasgi_server(app: str, *options: str, **kwargs: object) -> ServerProcess:
-    """A turboasgi server for ``app`` on a free port of 127.0.0.1 (unless options say otherwise)."""
-    args = [app, *options]
-    if not any(opt in options for opt in ("--port", "--uds", "--fd")):
-        args += ["--port", "0"]
-    return ServerProcess(args, kind="turboasgi", **kwargs)  # type: ignore[arg-type]
+def _with_port(options: Sequence[str]) -> list[str]:
+    if any(opt in options for opt in ("--port", "--uds", "--fd")):
+        return list(options)
+    return [*options, "--port", "0"]
 
 
-def uvicorn_server(app: str, *options: str, **kwargs: object) -> ServerProcess:
-    """The same, under uvicorn (for differential tests)."""
-    args = [app, *options]
-    if not any(opt in options for opt in ("--port", "--uds", "--fd")):
-        args += ["--port", "0"]
-    return ServerProcess(args, kind="uvicorn", **kwargs)  # type: ignore[arg-type]
+def turboasgi_server(
+    app: str,
+    *options: str,
+    env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    pass_fds: Sequence[int] = (),
+) -> ServerProcess:
+    """A turboasgi server for ``app``, on a free port of 127.0.0.1 unless the options say otherwise."""
+    return ServerProcess([app, *_with_port(options)], kind="turboasgi", env=env, cwd=cwd, pass_fds=pass_fds)
+
+
+def uvicorn_server(
+    app: str,
+    *options: str,
+    env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    pass_fds: Sequence[int] = (),
+) -> ServerProcess:
+    """The same under uvicorn (for differential tests)."""
+    return ServerProcess([app, *_with_port(options)], kind="uvicorn", env=env, cwd=cwd, pass_fds=pass_fds)
 
 
 @contextmanager
 def running(
-    app: str, *options: str, kind: ServerKind = "turboasgi", **kwargs: object
+    app: str,
+    *options: str,
+    kind: ServerKind = "turboasgi",
+    env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
 ) -> Iterator[ServerProcess]:
-    """``with running("tests.apps.basic:app", "--no-access-log") as server: ...``"""
+    """``with running("tests.apps.probe:app", "--no-access-log") as server: ...``; stopped with SIGINT
+    at the end of the block (if still running)."""
     factory = turboasgi_server if kind == "turboasgi" else uvicorn_server
-    server = factory(app, *options, **kwargs)
+    server = factory(app, *options, env=env, cwd=cwd)
     try:
         server.start()
         yield server
