@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - one explanation per line reads better than wrapped strings
 """Why each known failure happens, per server (each checked by hand); used by ``report.py``.
 
 Keys are ``module.py::test_name[param]`` as they appear in the report. ``compat`` failures of servers
