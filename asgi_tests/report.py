@@ -177,15 +177,20 @@ def render(runs: list[Run]) -> str:
             out.append(run.note + "\n")
             continue
         failed = [c for c in run.cases if c.outcome == "failed"]
+        notes = NOTES.get(run.server, {})
         if not failed:
             out.append("None.\n")
-            continue
-        notes = NOTES.get(run.server, {})
         for case in sorted(failed, key=lambda c: c.test_id):
             why = notes.get(case.test_id) or f"(not yet analysed) {case.message}"
             groups = ",".join(case.groups)
             out.append(f"- `{case.test_id}` [{groups}] — {why}")
         out.append("")
+        xfailed = [c for c in run.cases if c.outcome == "xfailed"]
+        if xfailed:
+            out.append(f"Expected failures (xfail) for {label}:\n")
+            for case in sorted(xfailed, key=lambda c: c.test_id):
+                out.append(f"- `{case.test_id}` — {notes.get(case.test_id) or case.message}")
+            out.append("")
         skipped = [c for c in run.cases if c.outcome == "skipped"]
         if skipped:
             out.append(f"<details><summary>Skipped for {label} ({len(skipped)})</summary>\n")

@@ -7,7 +7,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -26,7 +26,18 @@ PROBE = "asgi_tests.apps.probe:app"
 def record_file() -> Path:
     handle = tempfile.NamedTemporaryFile(prefix="asgi_tests-record-", suffix=".txt", delete=False)
     handle.close()
+    RECORD_FILES.append(Path(handle.name))
     return Path(handle.name)
+
+
+RECORD_FILES: list[Path] = []
+
+
+@pytest.fixture(autouse=True)
+def _remove_record_files() -> Iterator[None]:
+    yield
+    while RECORD_FILES:
+        RECORD_FILES.pop().unlink(missing_ok=True)
 
 
 def lines(path: Path) -> list[str]:
