@@ -346,3 +346,18 @@ def test_max_header_size_option() -> None:
             raw.send(request_bytes("GET", "/", [("X-Big", "a" * 20000)]))
             assert raw.read_response().status == 431
             assert raw.closed_by_peer()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: a status code without a standard reason phrase is sent as 'HTTP/1.1 599 <none>' "
+    "(hyper's placeholder); uvicorn sends an empty reason phrase",
+)
+@pytest.mark.parametrize("code", [299, 599])
+def test_unregistered_status_code_reason_phrase(server: ServerProcess, code: int) -> None:
+    with RawClient(server.address) as raw:
+        raw.send(get(f"/status?code={code}"))
+        response = raw.read_response()
+    assert response.status == code
+    assert response.body == b"body"
+    assert response.reason == "", f"status line reason {response.reason!r}"
