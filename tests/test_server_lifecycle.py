@@ -134,6 +134,18 @@ def test_listener_closed_at_start_of_graceful_shutdown(pool: ThreadPoolExecutor)
         assert slow.result(timeout=10.0).status_code == 200
 
 
+def test_in_flight_keep_alive_connection_closed_after_response() -> None:
+    with running(PROBE) as proc, RawClient(proc.address) as raw:
+        raw.send(request_bytes("GET", "/slow?delay=0.5&id=inflight-keepalive"))
+        poll(lambda: events(proc.url, "inflight-keepalive") == ["started"], what="the slow request to start")
+        proc.send_signal(signal.SIGINT)
+        response = raw.read_response()
+        assert (response.status, response.body) == (200, b"slow done")
+        assert response.header("connection") == "close"
+        assert raw.closed_by_peer()
+        assert proc.wait() == 0
+
+
 def test_timeout_graceful_shutdown_bounds_endless_stream(pool: ThreadPoolExecutor) -> None:
     def consume(url: str) -> str:
         received = 0
@@ -366,6 +378,20 @@ def test_proxy_headers_ignored_from_untrusted_peer() -> None:
         data = echo(proc.url, headers=PROXIED)
         assert data["client"][0] == "127.0.0.1"
         assert data["scheme"] == "http"
+
+
+def test_forwarded_allow_ips_star_trusts_every_hop() -> None:
+    with running(PROBE, "--forwarded-allow-ips", "*") as proc:
+        data = echo(proc.url, headers={"X-Forwarded-For": "1.2.3.4, 10.0.0.5", "X-Forwarded-Proto": "wss"})
+    assert data["client"] == ["1.2.3.4", 0]
+    # an HTTP scope's scheme is http or https (ASGI); uvicorn would pass "wss" through
+    assert data["scheme"] == "https"
+
+
+def test_forwarded_allow_ips_from_environment() -> None:
+    with running(PROBE, env={"FORWARDED_ALLOW_IPS": "10.9.9.9"}) as proc:
+        data = echo(proc.url, headers=PROXIED)
+    assert (data["client"][0], data["scheme"]) == ("127.0.0.1", "http")
 
 
 def test_no_proxy_headers() -> None:
