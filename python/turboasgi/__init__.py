@@ -49,19 +49,30 @@ def run(app: Any, *, app_dir: str | None = None, **kwargs: Any) -> None:
     else:
         config.load_app()  # fail fast, before any socket is bound
 
-    from turboasgi.server import Server
-
-    server = Server(config=config)
     try:
-        server.run()
-    except KeyboardInterrupt:
-        pass
+        if config.should_reload:
+            from turboasgi.reload import run_reloader
+
+            status = run_reloader(config, [config.bind_socket()])
+        elif config.workers > 1:
+            from turboasgi.supervisor import run_workers
+
+            status = run_workers(config, [config.bind_socket()])
+        else:
+            from turboasgi.server import Server
+
+            server = Server(config=config)
+            try:
+                server.run()
+            except KeyboardInterrupt:
+                pass
+            status = 0 if server.started else STARTUP_FAILURE
     finally:
         if config.uds and os.path.exists(config.uds):
             os.remove(config.uds)
 
-    if not server.started:
-        sys.exit(STARTUP_FAILURE)
+    if status:
+        sys.exit(status)
 
 
 def __getattr__(name: str) -> Any:

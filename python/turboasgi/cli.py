@@ -65,39 +65,46 @@ def _metavar(choices: list[str]) -> str:
 @click.option(
     "--fd", type=int, default=None, help="Serve an inherited socket with this file descriptor number."
 )
-@click.option("--reload", is_flag=True, default=False, help=f"Restart when source files change. {NYS}")
+@click.option(
+    "--reload",
+    is_flag=True,
+    default=False,
+    help="Restart the server when source files change (development only).",
+)
 @click.option(
     "--reload-dir",
     "reload_dirs",
     multiple=True,
     type=click.Path(exists=True),
-    help=f"Directory to watch with --reload (repeatable; default: the current directory). {NYS}",
+    help="Directory to watch with --reload (repeatable; default: the current directory).",
 )
 @click.option(
     "--reload-include",
     "reload_includes",
     multiple=True,
-    help=f"Glob pattern of files to watch with --reload (repeatable; default '*.py'). {NYS}",
+    help="Glob pattern of files to watch with --reload (repeatable; default '*.py').",
 )
 @click.option(
     "--reload-exclude",
     "reload_excludes",
     multiple=True,
-    help="Glob pattern of files to ignore with --reload (repeatable; default '.*, .py[cod], .sw.*, ~*'). "
-    + NYS,
+    help="Glob pattern of files (or directory names) to ignore with --reload "
+    "(repeatable; default '.*, .py[cod], .sw.*, ~*').",
 )
 @click.option(
     "--reload-delay",
     type=float,
     default=0.25,
     show_default=True,
-    help=f"Seconds between two checks for changed files with --reload. {NYS}",
+    help="Seconds between two checks for changed files with --reload.",
 )
 @click.option(
     "--workers",
     type=int,
     default=None,
-    help=f"Number of worker processes (default: $WEB_CONCURRENCY, or 1). {NYS} above 1.",
+    help="Number of worker processes sharing the listening socket, under a supervisor that replaces "
+    "dead workers; SIGHUP restarts them one at a time (default: $WEB_CONCURRENCY, or 1). "
+    "Ignored with --reload.",
 )
 @click.option(
     "--threads",
@@ -243,14 +250,15 @@ def _metavar(choices: list[str]) -> str:
     "--limit-max-requests",
     type=int,
     default=None,
-    help="Stop the process after serving this many requests.",
+    help="Stop a worker process after serving this many requests; with --workers, "
+    "the supervisor starts a new one.",
 )
 @click.option(
     "--limit-max-requests-jitter",
     type=int,
     default=0,
     show_default=True,
-    help="Add up to this many requests, at random, to --limit-max-requests.",
+    help="Add up to this many requests, at random and per worker, to --limit-max-requests.",
 )
 @click.option(
     "--timeout-keep-alive",
@@ -270,7 +278,8 @@ def _metavar(choices: list[str]) -> str:
     type=int,
     default=5,
     show_default=True,
-    help="Seconds a worker process may take to answer a health check (with --workers).",
+    help="Seconds a worker process may take to answer a health check (with --workers) "
+    "before it is killed and replaced.",
 )
 @click.option("--ssl-keyfile", type=str, default=None, help=f"TLS private key file. {NYS}")
 @click.option("--ssl-certfile", type=str, default=None, help=f"TLS certificate chain file. {NYS}")

@@ -302,13 +302,19 @@ class Config:
             raise ConfigError(f"Invalid interface {self.interface!r}: expected one of {choices}.")
         if self.interface == "wsgi":
             raise _not_supported("--interface wsgi")
-        if self.reload:
-            raise _not_supported("--reload")
         if self.workers < 1:
-            raise ConfigError(f"--workers must be at least 1, got {self.workers}")
-        if self.workers > 1:
             source = " (from $WEB_CONCURRENCY)" if self._workers_from_env else ""
-            raise _not_supported(f"--workers {self.workers}{source}")
+            raise ConfigError(f"--workers must be at least 1, got {self.workers}{source}")
+        if self.reload and self.workers > 1:
+            logger.warning('"workers" flag is ignored when reloading is enabled.')
+        if self.reload_delay < 0:
+            raise ConfigError(f"--reload-delay must not be negative, got {self.reload_delay}")
+        if self.limit_max_requests is not None and self.limit_max_requests < 1:
+            raise ConfigError(f"--limit-max-requests must be at least 1, got {self.limit_max_requests}")
+        if self.limit_max_requests_jitter < 0:
+            raise ConfigError(
+                f"--limit-max-requests-jitter must not be negative, got {self.limit_max_requests_jitter}"
+            )
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be at least 1, got {self.threads}")
         if self.is_ssl:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import signal
 import socket
 import sys
@@ -112,9 +113,7 @@ class Server:
     async def _start_loop_threads(self, core: ServerCore) -> bool:
         """Starts loops 2..N, each running lifespan startup on itself (spec L2); False if one failed."""
         access_log = self.main_runtime.http.access_log if self.main_runtime else False
-        self.loop_threads = [
-            LoopThread(i, self.config, core, access_log) for i in range(1, self.loop_count)
-        ]
+        self.loop_threads = [LoopThread(i, self.config, core, access_log) for i in range(1, self.loop_count)]
         for thread in self.loop_threads:
             thread.start()
         # Polled rather than waited for in an executor thread: no extra thread may catch signals.
@@ -165,9 +164,15 @@ class Server:
         if self.should_exit:
             return True
         limit = self.config.limit_max_requests
-        if limit is not None and self.core is not None and self.core.request_count() >= limit:
-            logger.warning("Maximum request limit of %d exceeded. Terminating process.", limit)
-            return True
+        if limit is not None and self.core is not None:
+            # The jitter is drawn once per process, so that workers do not all recycle together.
+            request_limit: int | None = getattr(self, "_request_limit", None)
+            if request_limit is None:
+                request_limit = limit + random.randint(0, max(0, self.config.limit_max_requests_jitter))
+                self._request_limit = request_limit
+            if self.core.request_count() >= request_limit:
+                logger.warning("Maximum request limit of %d exceeded. Terminating process.", request_limit)
+                return True
         if self.config.callback_notify is not None and counter % 10 == 0:
             await self.config.callback_notify()
         return False
