@@ -22,13 +22,14 @@ background tasks, the lifespan counter) reach both servers in the same order, so
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
-from server_process import RawClient, ServerProcess, running
+from server_process import RawClient, ServerKind, ServerProcess, request_bytes, running
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -245,3 +246,31 @@ def test_same_scope(probe_servers: tuple[ServerProcess, ServerProcess], data: by
     turbo, uv = probe_servers
     expected = _exchange(uv, data)
     assert _exchange(turbo, data) == expected
+
+
+def test_same_access_log_lines() -> None:
+    """The access log (stdout) reads the same under both servers, but for the client ports."""
+    requests = [
+        request_bytes("GET", "/a/b%20c?x=1"),
+        request_bytes("GET", "/echo/caf%C3%A9?q=%C3%A9&r=a+b"),
+        request_bytes("POST", "/upload?id=log", [("Content-Length", "3")], b"abc"),
+        request_bytes("HEAD", "/"),
+        request_bytes("GET", "/nowhere"),
+        request_bytes("GET", "/status?code=204"),
+        request_bytes("GET", "/status?code=304"),
+        request_bytes("GET", "/raise-before"),
+        request_bytes("GET", "/", version="HTTP/1.0"),
+        request_bytes("DELETE", "/cookies"),
+    ]
+    logs = []
+    kinds: tuple[ServerKind, ...] = ("uvicorn", "turboasgi")
+    for kind in kinds:
+        with running(PROBE, kind=kind) as proc:
+            for data in requests:
+                with RawClient(proc.address) as raw:
+                    raw.send(data)
+                    raw.read_response(head_request=data.startswith(b"HEAD"))
+            assert proc.stop() == 0
+        logs.append(re.sub(r"127\.0\.0\.1:\d+ ", "127.0.0.1:<port> ", proc.stdout).splitlines())
+    assert len(logs[0]) == len(requests)
+    assert logs[1] == logs[0]
