@@ -73,9 +73,13 @@ def test_help_marks_unsupported_options() -> None:
         match = re.match(r"\s*(--[a-z0-9-]+)", block)
         if match:
             lines[match.group(1)] = " ".join(block.split())
-    for option in ("--reload", "--reload-dir", "--workers", "--threads", "--ssl-keyfile", "--ssl-certfile"):
+    for option in ("--ssl-keyfile", "--ssl-certfile"):
         assert "not yet supported" in lines[option], option
-    for option in ("--host", "--port", "--uds", "--fd", "--lifespan", "--root-path", "--header"):
+    for option in ("--host", "--port", "--uds", "--fd", "--lifespan", "--root-path", "--header", "--threads"):
+        assert "not yet supported" not in lines[option], option
+    for option in ("--reload", "--reload-dir", "--reload-include", "--reload-exclude", "--reload-delay"):
+        assert "not yet supported" not in lines[option], option
+    for option in ("--workers", "--limit-max-requests", "--limit-max-requests-jitter"):
         assert "not yet supported" not in lines[option], option
     assert "[default: 127.0.0.1]" in lines["--host"]
     assert "[default: 8000]" in lines["--port"]
@@ -145,8 +149,9 @@ def test_factory_that_is_not_a_factory_exits_3() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--reload"], "Error: --reload is not yet supported by turboasgi"),
-        (["--workers", "2"], "Error: --workers 2 is not yet supported by turboasgi"),
+        (["--reload-delay", "-1"], "Error: --reload-delay must not be negative, got -1.0"),
+        (["--workers", "-2"], "Error: --workers must be at least 1, got -2"),
+        (["--limit-max-requests-jitter", "-1"], "Error: --limit-max-requests-jitter must not be negative"),
         (["--threads", "0"], "Error: threads must be at least 1, got 0"),
         (["--ssl-keyfile", "k.pem", "--ssl-certfile", "c.pem"], "Error: TLS"),
         (["--ws-max-queue", "4"], "Error: A non-default --ws-max-queue is not yet supported by turboasgi"),
@@ -194,11 +199,11 @@ def test_app_from_environment() -> None:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"TURBOASGI_RELOAD": "true"}, "Error: --reload is not yet supported by turboasgi"),
-        ({"TURBOASGI_WORKERS": "4"}, "Error: --workers 4 is not yet supported by turboasgi"),
+        ({"TURBOASGI_RELOAD_DELAY": "-1"}, "Error: --reload-delay must not be negative"),
+        ({"TURBOASGI_WORKERS": "-4"}, "Error: --workers must be at least 1, got -4"),
         ({"TURBOASGI_PORT": "abc"}, "Invalid value for '--port'"),
         ({"TURBOASGI_LIFESPAN": "sometimes"}, "Invalid value for '--lifespan'"),
-        ({"WEB_CONCURRENCY": "3"}, "Error: --workers 3 (from $WEB_CONCURRENCY) is not yet supported"),
+        ({"WEB_CONCURRENCY": "-3"}, "Error: --workers must be at least 1, got -3 (from $WEB_CONCURRENCY)"),
     ],
 )
 def test_options_from_environment(env: dict[str, str], message: str) -> None:
@@ -222,11 +227,11 @@ def test_command_line_wins_over_environment() -> None:
 
 def test_env_file_is_loaded(tmp_path: Path) -> None:
     env_file = tmp_path / "prod.env"
-    env_file.write_text("WEB_CONCURRENCY=4\n")
+    env_file.write_text("WEB_CONCURRENCY=-4\n")
     result = run_cli("--env-file", str(env_file), "examples.hello:app")
     assert result.returncode == 2
     assert f"INFO:     Loading environment from '{env_file}'" in result.stderr
-    assert "Error: --workers 4 (from $WEB_CONCURRENCY) is not yet supported" in result.stderr
+    assert "Error: --workers must be at least 1, got -4 (from $WEB_CONCURRENCY)" in result.stderr
 
 
 def test_log_config_file_is_used(tmp_path: Path) -> None:

@@ -126,8 +126,10 @@ def test_defaults_match_uvicorn() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"reload": True}, "--reload is not yet supported by turboasgi"),
-        ({"workers": 2}, "--workers 2 is not yet supported by turboasgi"),
+        ({"workers": -2}, "--workers must be at least 1, got -2"),
+        ({"reload_delay": -1}, "--reload-delay must not be negative"),
+        ({"limit_max_requests": 0}, "--limit-max-requests must be at least 1"),
+        ({"limit_max_requests_jitter": -1}, "--limit-max-requests-jitter must not be negative"),
         ({"threads": 0}, "threads must be at least 1"),
         ({"ssl_keyfile": "k.pem", "ssl_certfile": "c.pem"}, "TLS"),
         ({"ssl_certfile": "c.pem"}, "TLS"),
@@ -186,7 +188,9 @@ def test_web_concurrency(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WEB_CONCURRENCY", "1")
     assert Config("examples.hello:app", log_config=None).workers == 1
     monkeypatch.setenv("WEB_CONCURRENCY", "3")
-    with pytest.raises(ConfigError, match=r"--workers 3 \(from \$WEB_CONCURRENCY\)"):
+    assert Config("examples.hello:app", log_config=None).workers == 3
+    monkeypatch.setenv("WEB_CONCURRENCY", "-3")
+    with pytest.raises(ConfigError, match=r"--workers must be at least 1, got -3 \(from \$WEB_CONCURRENCY\)"):
         Config("examples.hello:app", log_config=None)
     # an explicit workers argument wins over the environment
     assert Config("examples.hello:app", log_config=None, workers=1).workers == 1
