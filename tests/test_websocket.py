@@ -16,6 +16,7 @@ import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import httpx
@@ -469,13 +470,13 @@ def test_ping_timeout_closes_1011() -> None:
 def test_graceful_shutdown_sends_1012() -> None:
     with running(PROBE) as srv:
         keys = [new_id(), new_id()]
-        clients = [connect(ws_url(srv, f"/hold?id={key}")) for key in keys]
-        for key in keys:
-            wait_events(srv, key, lambda evs: "accepted" in evs)
-        srv.send_signal(signal.SIGINT)
-        for ws in clients:
-            assert close_info(ws)[0] == 1012
-            ws.close()
+        with ExitStack() as stack:
+            clients = [stack.enter_context(connect(ws_url(srv, f"/hold?id={key}"))) for key in keys]
+            for key in keys:
+                wait_events(srv, key, lambda evs: "accepted" in evs)
+            srv.send_signal(signal.SIGINT)
+            for ws in clients:
+                assert close_info(ws)[0] == 1012
         assert srv.wait(15) == 0
 
 
@@ -521,8 +522,10 @@ def test_backpressure_blocks_send_and_bounds_memory(server: ServerProcess) -> No
 
         poll(stalled, timeout=20, interval=0.05, what="the app's send count to stop growing")
         stalled_at = history[-1]
+        print(f"send() blocked after {stalled_at} messages of {size} bytes")
         assert stalled_at < limit // 2, f"send() did not block: {stalled_at} messages sent"
         grown_mib = (rss_kib(server.proc.pid) - before) / 1024
+        print(f"server RSS grew by {grown_mib:.1f} MiB")
         assert grown_mib < 48, f"server RSS grew by {grown_mib:.0f} MiB with a non-reading client"
         # reading resumes the flow: every message arrives, whole and in order
         for _ in range(limit):
