@@ -257,6 +257,7 @@ def test_core_config_defaults(fake_core: dict[str, Any]) -> None:
         "proxy_headers": True,
         "forwarded_allow_ips": ["127.0.0.1"],
         "max_header_bytes": 65536,
+        "tokio_threads": 1,
         "ws_enabled": True,
         "ws_max_size": 16 * 1024 * 1024,
         "ws_ping_interval": 20.0,
@@ -289,6 +290,11 @@ def test_core_config_mapping(fake_core: dict[str, Any]) -> None:
     assert fake_core["forwarded_allow_ips"] == ["10.0.0.1", "10.0.0.2"]
     assert fake_core["max_header_bytes"] == 1024
     assert fake_core["ws_enabled"] is False
+
+
+def test_core_config_tokio_threads(fake_core: dict[str, Any]) -> None:
+    Config("a:b", log_config=None).core_config(tokio_threads=3)
+    assert fake_core["tokio_threads"] == 3
 
 
 def test_core_config_without_server_header(fake_core: dict[str, Any]) -> None:

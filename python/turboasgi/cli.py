@@ -137,14 +137,15 @@ def _metavar(choices: list[str]) -> str:
     default="auto",
     show_default=True,
     metavar=_metavar(WS_CHOICES),
-    help="WebSocket support: auto (on) or none (off). Other implementations are not yet supported.",
+    help="WebSocket support: none turns it off; auto, websockets, websockets-sansio and wsproto all "
+    "select turboasgi's own implementation.",
 )
 @click.option(
     "--ws-max-size",
     type=int,
     default=16777216,
     show_default=True,
-    help=f"Largest WebSocket message accepted, in bytes. {NYS} for other values than the default.",
+    help="Largest WebSocket message accepted, in bytes; a larger one closes the connection with 1009.",
 )
 @click.option(
     "--ws-max-queue",
@@ -158,21 +159,22 @@ def _metavar(choices: list[str]) -> str:
     type=float,
     default=20.0,
     show_default=True,
-    help=f"Seconds between WebSocket keepalive pings. {NYS} for other values than the default.",
+    help="Seconds between WebSocket keepalive pings.",
 )
 @click.option(
     "--ws-ping-timeout",
     type=float,
     default=20.0,
     show_default=True,
-    help=f"Seconds to wait for a pong before closing. {NYS} for other values than the default.",
+    help="Seconds to wait for a pong before closing the connection with 1011.",
 )
 @click.option(
     "--ws-per-message-deflate",
     type=bool,
     default=True,
     show_default=True,
-    help=f"Negotiate permessage-deflate compression. {NYS} for false.",
+    help="Negotiate permessage-deflate compression. Accepted for compatibility: compression is "
+    f"{NYS} (messages are sent uncompressed).",
 )
 @click.option(
     "--lifespan",
