@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+import logging as _stdlib_logging  # plain `logging` is rebound to turboasgi.logging
 import os
 import sys
 from typing import TYPE_CHECKING, Any
@@ -42,7 +42,7 @@ def run(app: Any, *, app_dir: str | None = None, **kwargs: Any) -> None:
     config = Config(app, **kwargs)
     if config.reload or config.workers > 1:
         if not isinstance(app, str):
-            logging.getLogger("turboasgi.error").warning(
+            _stdlib_logging.getLogger("turboasgi.error").warning(
                 "You must pass the application as an import string to enable 'reload' or 'workers'."
             )
             sys.exit(STARTUP_FAILURE)

@@ -425,8 +425,7 @@ class Multiprocess:
             worker.terminate()
         forced = False
         for worker in workers:
-            if worker.exitcode is None:
-                logger.info("Waiting for child process [%d]", worker.pid)
+            logger.info("Waiting for child process [%d]", worker.pid)
             while worker.is_alive():
                 self._process_signals()
                 if self.force_exit and not forced:
