@@ -203,6 +203,8 @@ def test_app_from_environment() -> None:
         ({"TURBOASGI_WORKERS": "-4"}, "Error: --workers must be at least 1, got -4"),
         ({"TURBOASGI_PORT": "abc"}, "Invalid value for '--port'"),
         ({"TURBOASGI_LIFESPAN": "sometimes"}, "Invalid value for '--lifespan'"),
+        ({"TURBOASGI_HEADERS": "X-Ok:1 no-colon"}, "Invalid value for '--header'"),
+        ({"TURBOASGI_RELOAD_DIRS": "/nonexistent-dir-xyz"}, "Invalid value for '--reload-dir'"),
         ({"WEB_CONCURRENCY": "-3"}, "Error: --workers must be at least 1, got -3 (from $WEB_CONCURRENCY)"),
     ],
 )
