@@ -191,11 +191,6 @@ def test_status_1000_gives_500_and_names_status(server: ServerProcess, client: h
     assert_still_serving(server)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: an app answering with a 1xx status as its final status (103) gets hyper's own 500 with "
-    "an empty body, and nothing is logged",
-)
 def test_informational_final_status_gives_500(server: ServerProcess) -> None:
     with RawClient(server.address) as raw:
         raw.send(request_bytes("GET", "/status?code=103"))

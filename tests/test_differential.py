@@ -200,14 +200,7 @@ SCOPE_REQUESTS: dict[str, Any] = {
     "invalid-percent": b"GET /echo/%ZZ?q=%ZZ HTTP/1.1\r\nHost: example.test\r\n\r\n",
     "absolute-form": b"GET http://example.test/echo/abs?q=1 HTTP/1.1\r\nHost: example.test\r\n\r\n",
     "double-slash": b"GET //echo HTTP/1.1\r\nHost: example.test\r\n\r\n",
-    "lowercase-method": pytest.param(
-        b"get /echo HTTP/1.1\r\nHost: example.test\r\n\r\n",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="bug: a lowercase method reaches the app as scope['method'] == 'get' (ASGI: uppercased); "
-            "uvicorn/httptools answers 400",
-        ),
-    ),
+    "lowercase-method": b"get /echo HTTP/1.1\r\nHost: example.test\r\n\r\n",
     "custom-method": b"PURGE /echo HTTP/1.1\r\nHost: example.test\r\n\r\n",
     "post-body": b"POST /echo HTTP/1.1\r\nHost: example.test\r\nContent-Length: 5\r\n\r\nhello",
     "chunked-body": b"POST /echo HTTP/1.1\r\nHost: example.test\r\nTransfer-Encoding: chunked\r\n\r\n"

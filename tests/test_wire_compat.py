@@ -214,9 +214,6 @@ def test_invalid_request_400(server: ServerProcess, data: bytes) -> None:
     assert_invalid_request_response(server, data)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="bug: no 'WARNING:  Invalid HTTP request received.' is logged (uvicorn logs it)"
-)
 def test_invalid_request_logs_warning() -> None:
     with running(PROBE) as proc, RawClient(proc.address) as raw:
         raw.send(b"GET * HTTP/1.1\r\nHost: t\r\n\r\n")
@@ -326,11 +323,6 @@ def test_large_request_body(server: ServerProcess) -> None:
     assert httpx.post(server.url + "/upload", content=chunks(), timeout=10.0).text == str(len(body))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: more than 100 request headers get 431 with an empty body (hyper's default header count "
-    "limit); uvicorn/httptools accepts them (only the total size is limited)",
-)
 def test_many_request_headers_accepted(server: ServerProcess) -> None:
     with RawClient(server.address) as raw:
         raw.send(request_bytes("GET", "/echo", [(f"X-H{i}", "v") for i in range(150)]))
@@ -351,11 +343,6 @@ def test_max_header_size_option() -> None:
             assert raw.closed_by_peer()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a status code without a standard reason phrase is sent as 'HTTP/1.1 599 <none>' "
-    "(hyper's placeholder); uvicorn sends an empty reason phrase",
-)
 @pytest.mark.parametrize("code", [299, 599])
 def test_unregistered_status_code_reason_phrase(server: ServerProcess, code: int) -> None:
     with RawClient(server.address) as raw:

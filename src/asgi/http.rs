@@ -347,7 +347,14 @@ impl HttpTransport {
         body: ResponseBody,
     ) -> Response<ResponseBody> {
         let mut response = Response::new(body);
-        *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+        let code = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+        *response.status_mut() = code;
+        if code.canonical_reason().is_none() {
+            // hyper would write "<none>"; uvicorn sends an empty reason phrase
+            response
+                .extensions_mut()
+                .insert(hyper::ext::ReasonPhrase::from_static(b""));
+        }
         responses::apply_default_headers(&mut headers, &self.shared.server.settings);
         if self.close_after {
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -161,6 +161,11 @@ pub fn parse_http_send(message: &Bound<'_, PyAny>) -> PyResult<HttpSend> {
                     status_int
                 )));
             }
+            if value < 200 && value != 101 {
+                return Err(PyValueError::new_err(format!(
+                    "{what} 'status' {value} is informational (1xx) and cannot be the final response"
+                )));
+            }
             let headers = match dict.get_item(intern!(py, "headers"))? {
                 Some(h) if !h.is_none() => header_pairs(&h, what)?,
                 _ => Vec::new(),

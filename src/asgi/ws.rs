@@ -359,6 +359,10 @@ impl WebSocketTransport {
         *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
         *response.headers_mut() = headers;
         responses::apply_default_headers(response.headers_mut(), &shared.server.settings);
+        // A denied handshake ends the connection (spec W9), like the 403 of an early close.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
         response
     }
 }

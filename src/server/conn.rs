@@ -21,6 +21,9 @@ use crate::asgi::body::{RequestGuard, ResponseBody};
 use crate::asgi::http::{RequestCtx, RequestShared};
 use crate::bridge::inbox::{Event, Inbox};
 
+/// Request header lines accepted (hyper's default is 100; httptools-based servers take more).
+const MAX_HEADERS: usize = 256;
+
 /// Headers that take longer than this to arrive close the connection (slow-client protection).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -86,6 +89,7 @@ async fn handle(
 ) -> Result<Response<ResponseBody>, Infallible> {
     let settings = &server.settings;
     if super::validate::reject_reason(&req).is_some() {
+        server.log_warning(&conn.inbox, "Invalid HTTP request received.");
         return Ok(responses::bad_request(settings));
     }
     if settings.ws_enabled && super::websocket::is_upgrade(&req) {
@@ -144,6 +148,7 @@ pub async fn serve<IO>(
         .half_close(false)
         .max_buf_size(settings.max_header_bytes.max(8192) + 8192)
         .max_header_size(settings.max_header_bytes)
+        .max_headers(MAX_HEADERS)
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .auto_date_header(settings.date_header)
         .pipeline_flush(false);
@@ -166,7 +171,14 @@ pub async fn serve<IO>(
             connection.as_mut().graceful_shutdown();
         }
         tokio::select! {
-            _ = connection.as_mut() => return,
+            result = connection.as_mut() => {
+                if let Err(e) = result {
+                    if e.is_parse() || e.is_parse_too_large() {
+                        server.log_warning(&conn.inbox, "Invalid HTTP request received.");
+                    }
+                }
+                return;
+            }
             changed = shutdown.changed() => {
                 if changed.is_err() {
                     return;

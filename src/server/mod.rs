@@ -134,14 +134,32 @@ fn runtime(threads: usize) -> PyResult<&'static Runtime> {
     if let Some(rt) = RUNTIME.get() {
         return Ok(rt);
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .thread_name("turboasgi-io")
-        .on_thread_start(block_process_signals)
+    let build_error =
+        |e: std::io::Error| PyRuntimeError::new_err(format!("cannot start the tokio runtime: {e}"));
+    if threads > 1 {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("turboasgi-io")
+            .on_thread_start(block_process_signals)
+            .enable_all()
+            .build()
+            .map_err(build_error)?;
+        return Ok(RUNTIME.get_or_init(|| rt));
+    }
+    // One network thread: a current-thread scheduler driven by its own thread skips the
+    // work-stealing machinery (measured: fewer cycles per request than a 1-worker multi-thread runtime).
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| PyRuntimeError::new_err(format!("cannot start the tokio runtime: {e}")))?;
-    let rt = RUNTIME.get_or_init(|| rt);
+        .map_err(build_error)?;
+    let rt: &'static Runtime = RUNTIME.get_or_init(|| rt);
+    std::thread::Builder::new()
+        .name("turboasgi-io".into())
+        .spawn(move || {
+            block_process_signals();
+            rt.block_on(std::future::pending::<()>());
+        })
+        .map_err(build_error)?;
     Ok(rt)
 }
 

@@ -1,22 +1,66 @@
 //! Responses the server writes itself, never seen by the app, and the default headers every
 //! response carries.
 
+use std::cell::RefCell;
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 
 use crate::asgi::body::ResponseBody;
 use crate::config::Settings;
 
-/// `server` and `--header` defaults; the app's own value of a header wins (never duplicated).
+thread_local! {
+    /// The `date` value of the current second, per thread (RFC 9110 IMF-fixdate).
+    static DATE: RefCell<(u64, HeaderValue)> = const { RefCell::new((0, HeaderValue::from_static(""))) };
+}
+
+fn current_date() -> HeaderValue {
+    let now = SystemTime::now();
+    let second = now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    DATE.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        if cached.0 != second {
+            let text = httpdate::fmt_http_date(now);
+            if let Ok(value) = HeaderValue::from_str(&text) {
+                *cached = (second, value);
+            }
+        }
+        cached.1.clone()
+    })
+}
+
+/// `date`, `server` and `--header` defaults first, then the app's headers (uvicorn's order); the
+/// app's own value of a default header wins, so none is ever duplicated.
 pub fn apply_default_headers(headers: &mut HeaderMap, settings: &Settings) {
+    let mut merged = HeaderMap::with_capacity(headers.len() + settings.default_headers.len() + 2);
+    if settings.date_header && !headers.contains_key(header::DATE) {
+        merged.insert(header::DATE, current_date());
+    }
     if settings.server_header && !headers.contains_key(header::SERVER) {
-        headers.insert(header::SERVER, HeaderValue::from_static("turboasgi"));
+        merged.insert(header::SERVER, HeaderValue::from_static("turboasgi"));
     }
     for (name, value) in &settings.default_headers {
         if !headers.contains_key(name) {
-            headers.append(name.clone(), value.clone());
+            merged.append(name.clone(), value.clone());
         }
     }
+    if merged.is_empty() {
+        return;
+    }
+    let mut last_name = None;
+    for (name, value) in std::mem::take(headers) {
+        if let Some(n) = name {
+            last_name = Some(n);
+        }
+        if let Some(n) = &last_name {
+            merged.append(n.clone(), value);
+        }
+    }
+    *headers = merged;
 }
 
 fn plain(settings: &Settings, status: StatusCode, text: &'static str) -> Response<ResponseBody> {

@@ -6,6 +6,10 @@ use http::{header, Method, Request, Version};
 pub fn reject_reason<B>(req: &Request<B>) -> Option<&'static str> {
     let uri = req.uri();
     let method = req.method();
+    if method.as_str().bytes().any(|b| b.is_ascii_lowercase()) {
+        // ASGI requires an uppercase method; httptools rejects these too
+        return Some("method is not uppercase");
+    }
     if uri == "*" && method != Method::OPTIONS {
         return Some("asterisk-form is only allowed with OPTIONS");
     }
@@ -84,6 +88,11 @@ mod tests {
             .body(())
             .unwrap();
         assert!(reject_reason(&r).is_some());
+    }
+
+    #[test]
+    fn lowercase_method() {
+        assert!(reject_reason(&req("get", "/", Version::HTTP_11, &["a"])).is_some());
     }
 
     #[test]

@@ -205,8 +205,9 @@ async fn run_socket<S>(
                     shared.set_closed(1009, String::new());
                     return;
                 }
-                Some(Err(WsError::Protocol(_))) | Some(Err(WsError::Utf8(_))) => {
-                    let code = 1002;
+                Some(Err(e @ (WsError::Protocol(_) | WsError::Utf8(_)))) => {
+                    // RFC 6455 7.4.1: 1007 for text that is not UTF-8, 1002 for other violations
+                    let code = if matches!(e, WsError::Utf8(_)) { 1007 } else { 1002 };
                     let _ = sink.send(close_message(code, "")).await;
                     shared.set_closed(code, String::new());
                     return;
