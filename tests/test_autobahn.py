@@ -104,10 +104,7 @@ def autobahn() -> Iterator[tuple[dict[str, Any], Path]]:
 
 
 # Sections failing because of a known server bug (reported; remove the entry once fixed).
-KNOWN_FAILING = {
-    "6": "bug: invalid UTF-8 in a text message closes with 1002 instead of 1007 "
-    "(75 cases of 6.3, 6.4, 6.6, 6.8, 6.10-6.21: behaviorClose WRONG CODE)",
-}
+KNOWN_FAILING: dict[str, str] = {}
 
 
 @pytest.mark.parametrize(
