@@ -19,6 +19,7 @@ use super::body::{RequestGuard, ResponseBody};
 use super::message::{parse_http_send, HttpSend};
 use crate::bridge::awaitable::{done, prune_waiters, set_result};
 use crate::bridge::inbox::{Event, Inbox, Wakeable};
+use crate::bridge::outbox::LoopLink;
 use crate::errors::ClientDisconnected;
 use crate::server::conn::ConnInfo;
 use crate::server::responses;
@@ -297,7 +298,7 @@ struct TransportState {
 pub struct HttpTransport {
     shared: Arc<RequestShared>,
     state: Mutex<TransportState>,
-    create_future: Py<PyAny>,
+    link: Arc<LoopLink>,
     close_after: bool,
 }
 
@@ -305,7 +306,7 @@ impl HttpTransport {
     pub fn new(
         shared: Arc<RequestShared>,
         respond: oneshot::Sender<Response<ResponseBody>>,
-        create_future: Py<PyAny>,
+        link: Arc<LoopLink>,
         close_after: bool,
     ) -> Self {
         HttpTransport {
@@ -315,7 +316,7 @@ impl HttpTransport {
                 phase: Phase::Idle,
                 status: None,
             }),
-            create_future,
+            link,
             close_after,
         }
     }
@@ -328,7 +329,7 @@ impl HttpTransport {
     }
 
     fn new_future(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        Ok(self.create_future.bind(py).call0()?.unbind())
+        self.link.new_future(py)
     }
 
     fn mark_complete(&self, py: Python<'_>, st: &mut TransportState, clean: bool) -> PyResult<()> {
@@ -363,9 +364,14 @@ impl HttpTransport {
         response
     }
 
-    fn deliver(&self, st: &mut TransportState, response: Response<ResponseBody>) -> PyResult<()> {
+    fn deliver(
+        &self,
+        py: Python<'_>,
+        st: &mut TransportState,
+        response: Response<ResponseBody>,
+    ) -> PyResult<()> {
         let sent = match st.respond.take() {
-            Some(tx) => tx.send(response).is_ok(),
+            Some(tx) => self.link.respond(py, tx, response)?,
             None => false,
         };
         if sent {
@@ -537,7 +543,7 @@ impl HttpTransport {
                     let response = self.build_head(status, headers, ResponseBody::Full(Some(body)));
                     self.shared.finished_cleanly.store(true, Ordering::Release);
                     self.shared.lock().response_complete = true;
-                    let delivered = self.deliver(&mut st, response);
+                    let delivered = self.deliver(py, &mut st, response);
                     self.mark_complete(py, &mut st, delivered.is_ok())?;
                     delivered?;
                     return done(py, py.None());
@@ -555,7 +561,7 @@ impl HttpTransport {
                     declared_length,
                     sent: 0,
                 };
-                if let Err(e) = self.deliver(&mut st, response) {
+                if let Err(e) = self.deliver(py, &mut st, response) {
                     st.phase = Phase::Complete;
                     self.shared.lock().response_complete = true;
                     return Err(e);
@@ -580,7 +586,7 @@ impl HttpTransport {
                     responses::internal_error(settings)
                 };
                 self.shared.lock().response_complete = true;
-                let _ = self.deliver(&mut st, response);
+                let _ = self.deliver(py, &mut st, response);
                 st.status = Some(500);
                 self.mark_complete(py, &mut st, false)
             }

@@ -18,6 +18,7 @@ use super::message::{
 };
 use crate::bridge::awaitable::{done, prune_waiters, set_result};
 use crate::bridge::inbox::{Event, Inbox, Wakeable};
+use crate::bridge::outbox::LoopLink;
 use crate::errors::ClientDisconnected;
 use crate::server::conn::ConnInfo;
 use crate::server::responses;
@@ -211,7 +212,7 @@ struct TransportState {
 pub struct WebSocketTransport {
     shared: Arc<WsShared>,
     state: Mutex<TransportState>,
-    create_future: Py<PyAny>,
+    link: Arc<LoopLink>,
 }
 
 fn str_field(
@@ -281,7 +282,7 @@ impl WebSocketTransport {
     pub fn new(
         shared: Arc<WsShared>,
         decide: oneshot::Sender<Handshake>,
-        create_future: Py<PyAny>,
+        link: Arc<LoopLink>,
     ) -> Self {
         WebSocketTransport {
             shared,
@@ -290,7 +291,7 @@ impl WebSocketTransport {
                 accepted: false,
                 status: None,
             }),
-            create_future,
+            link,
         }
     }
 
@@ -334,7 +335,7 @@ impl WebSocketTransport {
                 Err(ClientDisconnected::new_err("websocket is closed"))
             }
             Err(mpsc::error::TrySendError::Full(message)) => {
-                let fut = self.create_future.bind(py).call0()?.unbind();
+                let fut = self.link.new_future(py)?;
                 let resolve = fut.clone_ref(py);
                 let inbox = self.shared.inbox.clone();
                 self.shared.server.runtime.spawn(async move {
@@ -376,7 +377,7 @@ impl WebSocketTransport {
                 return done(py, event);
             }
         }
-        let fut = self.create_future.bind(py).call0()?.unbind();
+        let fut = self.link.new_future(py)?;
         st.waiters.push(fut.clone_ref(py));
         Ok(fut)
     }

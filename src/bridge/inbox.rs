@@ -5,7 +5,9 @@ use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
+
+use tokio::sync::Notify;
 
 use pyo3::prelude::*;
 
@@ -33,9 +35,30 @@ pub enum Event {
 
 pub struct Inbox {
     queue: Mutex<VecDeque<Event>>,
-    /// True while a wakeup is written and not yet consumed: pushes in between skip the syscall.
+    /// True while a wakeup is pending or written and not yet consumed: pushes in between skip it.
     armed: AtomicBool,
     event_fd: OwnedFd,
+    /// Rung by the first push of a batch; the bell task writes the eventfd once the network thread
+    /// has run its other ready tasks, so one loop wakeup carries every request that arrived together.
+    doorbell: Arc<Notify>,
+}
+
+impl Drop for Inbox {
+    fn drop(&mut self) {
+        self.doorbell.notify_one(); // lets the bell task see that the inbox is gone
+    }
+}
+
+/// Writes the eventfd after the tasks that are ready now have run (one wakeup per batch).
+pub async fn ring_bell(inbox: Weak<Inbox>, doorbell: Arc<Notify>) {
+    loop {
+        doorbell.notified().await;
+        tokio::task::yield_now().await;
+        match inbox.upgrade() {
+            Some(inbox) => inbox.wake_loop(),
+            None => return,
+        }
+    }
 }
 
 impl Inbox {
@@ -51,7 +74,24 @@ impl Inbox {
             queue: Mutex::new(VecDeque::with_capacity(64)),
             armed: AtomicBool::new(false),
             event_fd,
+            doorbell: Arc::new(Notify::new()),
         }))
+    }
+
+    pub fn doorbell(&self) -> Arc<Notify> {
+        self.doorbell.clone()
+    }
+
+    fn wake_loop(&self) {
+        let one: u64 = 1;
+        // SAFETY: writing 8 bytes from a valid u64 to an eventfd we own.
+        unsafe {
+            libc::write(
+                self.event_fd.as_raw_fd(),
+                &one as *const u64 as *const libc::c_void,
+                8,
+            );
+        }
     }
 
     pub fn fileno(&self) -> i32 {
@@ -64,15 +104,7 @@ impl Inbox {
             Err(poisoned) => poisoned.into_inner().push_back(event),
         }
         if !self.armed.swap(true, Ordering::AcqRel) {
-            let one: u64 = 1;
-            // SAFETY: writing 8 bytes from a valid u64 to an eventfd we own.
-            unsafe {
-                libc::write(
-                    self.event_fd.as_raw_fd(),
-                    &one as *const u64 as *const libc::c_void,
-                    8,
-                );
-            }
+            self.doorbell.notify_one();
         }
     }
 

@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::inbox::{Event, Inbox};
+use super::outbox::{LoopLink, Outbox};
 use crate::asgi::http::{HttpTransport, RequestCtx};
 use crate::asgi::scope::{build_scope, ScopeKind};
 use crate::asgi::ws::{WebSocketTransport, WsCtx};
@@ -21,7 +22,7 @@ pub struct LoopEntry {
     handler: Py<PyAny>,
     ws_handler: Option<Py<PyAny>>,
     create_task: Py<PyAny>,
-    create_future: Py<PyAny>,
+    link: Arc<LoopLink>,
     state: Py<PyDict>,
     server: Arc<Shared>,
     /// Reused between drains so a busy loop does not allocate a queue per wakeup.
@@ -35,6 +36,7 @@ impl LoopEntry {
         ws_handler: Option<Bound<'_, PyAny>>,
         state: Bound<'_, PyDict>,
         inbox: Arc<Inbox>,
+        outbox: Arc<Outbox>,
         server: Arc<Shared>,
     ) -> PyResult<Arc<Self>> {
         let py = event_loop.py();
@@ -43,7 +45,7 @@ impl LoopEntry {
             handler: handler.unbind(),
             ws_handler: ws_handler.map(Bound::unbind),
             create_task: event_loop.getattr(intern!(py, "create_task"))?.unbind(),
-            create_future: event_loop.getattr(intern!(py, "create_future"))?.unbind(),
+            link: LoopLink::new(event_loop, outbox)?,
             state: state.unbind(),
             server,
             batch: Mutex::new(VecDeque::with_capacity(64)),
@@ -67,7 +69,7 @@ impl LoopEntry {
         let transport = HttpTransport::new(
             shared,
             respond,
-            self.create_future.clone_ref(py),
+            self.link.clone(),
             close_after(parts.version),
         );
         let coro = self.handler.bind(py).call1((scope, transport))?;
@@ -92,7 +94,7 @@ impl LoopEntry {
             &self.server.settings,
             self.state.bind(py),
         )?;
-        let transport = WebSocketTransport::new(shared, decide, self.create_future.clone_ref(py));
+        let transport = WebSocketTransport::new(shared, decide, self.link.clone());
         let coro = handler.bind(py).call1((scope, transport))?;
         self.create_task.bind(py).call1((coro,))?;
         Ok(())
@@ -138,7 +140,7 @@ impl LoopHandle {
     }
 
     pub fn create_future(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        Ok(self.entry.create_future.bind(py).call0()?.unbind())
+        self.entry.link.new_future(py)
     }
 
     pub fn inbox(&self) -> Arc<Inbox> {

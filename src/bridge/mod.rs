@@ -3,3 +3,4 @@
 pub mod awaitable;
 pub mod inbox;
 pub mod loop_handle;
+pub mod outbox;

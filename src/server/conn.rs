@@ -3,7 +3,7 @@
 
 use std::convert::Infallible;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +21,10 @@ use crate::asgi::body::{RequestGuard, ResponseBody};
 use crate::asgi::http::{RequestCtx, RequestShared};
 use crate::bridge::inbox::{Event, Inbox};
 
+/// How long a connection that has not sent its first request yet may still start one once a
+/// graceful shutdown began.
+const FIRST_REQUEST_GRACE: Duration = Duration::from_millis(500);
+
 /// Request header lines accepted (hyper's default is 100; httptools-based servers take more).
 const MAX_HEADERS: usize = 256;
 
@@ -34,6 +38,7 @@ pub struct ConnInfo {
     pub server: Option<(String, Option<u16>)>,
     pub inbox: Arc<Inbox>,
     in_flight: AtomicUsize,
+    requests_seen: AtomicU64,
     activity: Notify,
 }
 
@@ -50,11 +55,13 @@ impl ConnInfo {
             server,
             inbox,
             in_flight: AtomicUsize::new(0),
+            requests_seen: AtomicU64::new(0),
             activity: Notify::new(),
         }
     }
 
     pub fn request_started(&self) {
+        self.requests_seen.fetch_add(1, Ordering::AcqRel);
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         self.activity.notify_waiters();
     }
@@ -161,16 +168,43 @@ pub async fn serve<IO>(
     tokio::pin!(connection);
     let keep_alive = settings.timeout_keep_alive;
     let mut closing = false;
+    // A connection accepted just before shutdown may have its first request in the socket, unread:
+    // it gets a short grace to start that request (then answered with `Connection: close`).
+    let mut first_request_grace: Option<tokio::time::Instant> = None;
     loop {
         let stage = *shutdown.borrow();
         if stage == ShutdownStage::Force {
             return; // dropping the connection closes the socket
         }
         if stage == ShutdownStage::Graceful && !closing {
-            closing = true;
-            connection.as_mut().graceful_shutdown();
+            if conn.requests_seen.load(Ordering::Acquire) > 0
+                || conn.in_flight.load(Ordering::Acquire) > 0
+            {
+                closing = true;
+                connection.as_mut().graceful_shutdown();
+            } else {
+                let deadline = *first_request_grace
+                    .get_or_insert_with(|| tokio::time::Instant::now() + FIRST_REQUEST_GRACE);
+                if tokio::time::Instant::now() >= deadline {
+                    closing = true;
+                    connection.as_mut().graceful_shutdown();
+                }
+            }
         }
+        let grace_wait = async {
+            match first_request_grace {
+                Some(deadline) if !closing => {
+                    let notified = conn.activity.notified();
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(deadline) => {}
+                        _ = notified => {}
+                    }
+                }
+                _ => std::future::pending::<()>().await,
+            }
+        };
         tokio::select! {
+            _ = grace_wait => {}
             result = connection.as_mut() => {
                 if let Err(e) = result {
                     if e.is_parse() || e.is_parse_too_large() {

@@ -16,8 +16,9 @@ use pyo3::types::PyDict;
 use tokio::runtime::Runtime;
 use tokio::sync::{watch, Notify};
 
-use crate::bridge::inbox::{Event, Inbox};
+use crate::bridge::inbox::{ring_bell, Event, Inbox};
 use crate::bridge::loop_handle::{LoopEntry, LoopHandle};
+use crate::bridge::outbox::Outbox;
 use crate::config::{CoreConfig, Settings};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -204,12 +205,18 @@ impl ServerCore {
         ws_handler: Option<Bound<'_, PyAny>>,
     ) -> PyResult<LoopHandle> {
         let inbox = Inbox::new().map_err(|e| PyOSError::new_err(format!("eventfd: {e}")))?;
+        self.shared
+            .runtime
+            .spawn(ring_bell(Arc::downgrade(&inbox), inbox.doorbell()));
+        let outbox = Outbox::new();
+        self.shared.runtime.spawn(outbox.clone().dispatch());
         let entry = LoopEntry::new(
             &event_loop,
             handler,
             ws_handler,
             state,
             inbox.clone(),
+            outbox,
             self.shared.clone(),
         )?;
         match self.shared.loops.write() {
