@@ -330,11 +330,6 @@ def test_client_close_without_code_is_1005(server: ServerProcess) -> None:
     assert find(evs, "disconnect") == {"disconnect": 1005, "reason": ""}  # spec W7
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a TCP close without a close frame is reported as 1002 (tungstenite's "
-    "Protocol(ResetWithoutClosingHandshake) is mapped like a protocol error) instead of 1006",
-)
 def test_abrupt_loss_is_1006(server: ServerProcess) -> None:
     key = new_id()
     raw = RawWebSocket(server.address)
@@ -433,11 +428,6 @@ def test_ws_max_size() -> None:
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: after the 1011 close for a missed pong the socket task keeps pinging; the ping "
-    "after the close fails and the app's websocket.disconnect says 1006 instead of 1011",
-)
 def test_ping_timeout_closes_1011() -> None:
     with running(PROBE, "--ws-ping-interval", "0.5", "--ws-ping-timeout", "0.5") as srv:
         # a client that never answers pings

@@ -90,6 +90,20 @@ class LoopRuntime:
             await asyncio.wait(set(self.tasks), timeout=1.0)
 
 
+class _ExtraLoopLifespanLogger:
+    """The main loop logs the lifespan progress lines; extra loops log them at debug level only
+    (errors stay errors), so a 16-loop server does not print every line 16 times."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+    def info(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        logger.debug(f"event loop {self.index}: {msg}", *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(logger, name)
+
+
 class LoopThread:
     """An extra event loop in its own thread: lifespan startup, serve until stopped, lifespan shutdown."""
 
@@ -138,6 +152,7 @@ class LoopThread:
     async def _serve(self, loop: asyncio.AbstractEventLoop) -> None:
         self._stop = asyncio.Event()
         runtime = LoopRuntime(self.config, loop, self.access_log)
+        runtime.lifespan.logger = _ExtraLoopLifespanLogger(self.index)
         await runtime.lifespan.startup()
         if runtime.lifespan.should_exit:
             self.failed = True

@@ -11,7 +11,8 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use crate::config::Settings;
 use crate::server::conn::ConnInfo;
 
-pub const SPEC_VERSION: &str = "2.4";
+/// 2.4: send() after disconnect raises OSError; 2.5: websocket.disconnect carries the close reason.
+pub const SPEC_VERSION: &str = "2.5";
 
 fn method_str(method: &Method) -> &str {
     method.as_str()

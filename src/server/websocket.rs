@@ -10,7 +10,7 @@ use hyper::body::Incoming as HyperIncoming;
 use hyper_util::rt::TokioIo;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
@@ -171,9 +171,14 @@ async fn run_socket<S>(
             }
         }
         let room = shared.has_room();
+        // Once a close frame went out, only the closing deadline matters: no more pings.
+        let pinging = close_sent.is_none();
         let wake_at = [
-            next_ping,
-            awaiting_pong_since.zip(ping_timeout).map(|(s, t)| s + t),
+            next_ping.filter(|_| pinging),
+            awaiting_pong_since
+                .zip(ping_timeout)
+                .map(|(s, t)| s + t)
+                .filter(|_| pinging),
             closing_deadline,
         ]
         .into_iter()
@@ -203,6 +208,12 @@ async fn run_socket<S>(
                 Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {
                     let _ = sink.send(close_message(1009, "")).await;
                     shared.set_closed(1009, String::new());
+                    return;
+                }
+                Some(Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake))) => {
+                    // The peer vanished without a close frame: abrupt loss (spec W7)
+                    let (code, reason) = close_sent.clone().unwrap_or((1006, String::new()));
+                    shared.set_closed(code, reason);
                     return;
                 }
                 Some(Err(e @ (WsError::Protocol(_) | WsError::Utf8(_)))) => {
@@ -252,14 +263,15 @@ async fn run_socket<S>(
                 let now = Instant::now();
                 if let (Some(since), Some(timeout)) = (awaiting_pong_since, ping_timeout) {
                     if now >= since + timeout && close_sent.is_none() {
-                        close_sent = Some((1011, String::new()));
+                        let reason = "keepalive ping timeout";
+                        close_sent = Some((1011, reason.to_owned()));
                         closing_deadline = Some(now + Duration::from_secs(1));
-                        let _ = sink.send(close_message(1011, "keepalive ping timeout")).await;
+                        let _ = sink.send(close_message(1011, reason)).await;
                         continue;
                     }
                 }
                 if let (Some(at), Some(interval)) = (next_ping, ping_interval) {
-                    if now >= at {
+                    if now >= at && close_sent.is_none() {
                         next_ping = Some(now + interval);
                         if awaiting_pong_since.is_none() {
                             awaiting_pong_since = Some(now);
