@@ -81,18 +81,21 @@ def test_lifespan_state_is_empty_dict(server: ServerProcess) -> None:
 @pytest.mark.spec
 def test_lifespan_on_request_loop(server: ServerProcess) -> None:
     # spec L2: lifespan runs on the event loop that serves requests
+    # (a server may run several loops: then each has its own lifespan run)
     info = get_json(server.base_url, "/lifespan-info")
-    assert info["loop_id"] == info["request_loop_id"]
+    assert info["request_loop_id"] in info["loop_ids"]
 
 
 @pytest.mark.spec
 def test_lifespan_startup_once(server: ServerProcess) -> None:
     # spec L2: one startup per loop, not per request
+    before = get_json(server.base_url, "/lifespan-info")
     for _ in range(3):
         get_json(server.base_url, "/count")
     info = get_json(server.base_url, "/lifespan-info")
-    assert info["startups"] == 1
-    assert info["events"] == ["lifespan.startup"]
+    assert info["startups"] == before["startups"] >= 1
+    assert len(set(info["loop_ids"])) == info["startups"], "more than one startup on one loop"
+    assert info["events"] == ["lifespan.startup"] * info["startups"]
 
 
 @pytest.mark.spec

@@ -1,5 +1,5 @@
 """``examples/fastapi_app.py`` served by turboasgi and by uvicorn in the same session: every request
-below must get the same status, reason, body and headers from both.
+below must get the same status, body and headers from both.
 
 Headers left out of the comparison, and why:
 - ``date``: the clock moves between the two requests.
@@ -37,7 +37,9 @@ APP = "examples.fastapi_app:app"
 HOST = "example.test"
 ALWAYS_EXCLUDED = {"date", "server"}
 FRAMING = frozenset({"content-length", "transfer-encoding"})
-REASONS = {416: ("Requested Range Not Satisfiable", "Range Not Satisfiable")}  # (uvicorn, turboasgi)
+# Reason phrases are not compared: uvicorn takes them from Python's http.HTTPStatus, which renamed some
+# between versions (3.13: 422 "Unprocessable Content", 416 "Range Not Satisfiable"); clients must
+# ignore them (RFC 9112 4). turboasgi sends the http crate's phrase, or none for unregistered codes.
 
 
 @dataclass(frozen=True)
@@ -171,8 +173,7 @@ def test_same_response(turbo: httpx.Client, uvicorn: httpx.Client, case: Case) -
     expected = case.send(uvicorn)
     actual = case.send(turbo)
     assert actual.status_code == expected.status_code
-    reasons = (expected.reason_phrase, actual.reason_phrase)
-    assert reasons == REASONS.get(expected.status_code, (expected.reason_phrase, expected.reason_phrase))
+    assert actual.reason_phrase, "a registered status code is sent with its reason phrase"
     assert actual.content == expected.content
     assert comparable_headers(actual, case.excluded) == comparable_headers(expected, case.excluded)
     assert actual.headers.get_list("server") == ["turboasgi"]

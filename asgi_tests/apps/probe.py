@@ -11,6 +11,7 @@ If the environment variable ``ASGI_TESTS_RECORD`` names a file, lifespan events 
 from __future__ import annotations
 
 import asyncio
+import threading
 import json
 import logging
 import os
@@ -30,9 +31,10 @@ Send = Callable[[Message], Awaitable[None]]
 logger = logging.getLogger("asgi_tests.probe")
 
 STORE: dict[str, Any] = {}
-RELEASES: dict[str, asyncio.Event] = {}
+RELEASES: dict[str, Gate] = {}
+RELEASES_LOCK = threading.Lock()
 CALLS = {"http": 0, "websocket": 0}
-LIFESPAN: dict[str, Any] = {"scope": None, "events": [], "loop_id": None, "startups": 0}
+LIFESPAN: dict[str, Any] = {"scope": None, "events": [], "loop_id": None, "loop_ids": [], "startups": 0}
 
 
 def record_line(line: str) -> None:
@@ -43,11 +45,43 @@ def record_line(line: str) -> None:
             f.flush()
 
 
-def release_event(key: str) -> asyncio.Event:
-    event = RELEASES.get(key)
-    if event is None:
-        event = RELEASES[key] = asyncio.Event()
-    return event
+class Gate:
+    """An event that may be set from a request served by another event loop (servers may run several
+    loops in threads, and module globals are shared between them): waiters are woken thread-safely."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open = False
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    def set(self) -> None:
+        with self._lock:
+            self._open = True
+            waiters, self._waiters = self._waiters, []
+        for loop, future in waiters:
+            loop.call_soon_threadsafe(_resolve, future)
+
+    async def wait(self) -> None:
+        with self._lock:
+            if self._open:
+                return
+            loop = asyncio.get_running_loop()
+            future: asyncio.Future[None] = loop.create_future()
+            self._waiters.append((loop, future))
+        await future
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def release_event(key: str) -> Gate:
+    with RELEASES_LOCK:
+        gate = RELEASES.get(key)
+        if gate is None:
+            gate = RELEASES[key] = Gate()
+    return gate
 
 
 def query(scope: Scope) -> dict[str, str]:
@@ -137,6 +171,7 @@ async def lifespan(scope: Scope, receive: Receive, send: Send) -> None:
     LIFESPAN["state_type"] = type(scope.get("state")).__name__ if "state" in scope else "<missing>"
     LIFESPAN["state_initial"] = dict(scope["state"]) if isinstance(scope.get("state"), dict) else None
     LIFESPAN["loop_id"] = id(asyncio.get_running_loop())
+    LIFESPAN["loop_ids"].append(id(asyncio.get_running_loop()))
     while True:
         message = await receive()
         LIFESPAN["events"].append(message.get("type"))
@@ -312,6 +347,7 @@ async def r_lifespan_info(scope: Scope, receive: Receive, send: Send, arg: str, 
     await read_body(receive)
     info = dict(LIFESPAN)
     info["events"] = list(LIFESPAN["events"])
+    info["loop_ids"] = list(LIFESPAN["loop_ids"])
     info["request_loop_id"] = id(asyncio.get_running_loop())
     await respond_json(send, info)
 
