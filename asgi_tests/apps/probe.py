@@ -11,11 +11,11 @@ If the environment variable ``ASGI_TESTS_RECORD`` names a file, lifespan events 
 from __future__ import annotations
 
 import asyncio
-import threading
 import json
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
