@@ -185,7 +185,8 @@ def test_limit_max_requests_recycles_a_worker_without_failures() -> None:
 
 @pytest.mark.timeout(60)
 def test_workers_and_threads_combine() -> None:
-    with workers("--workers", "2", "--threads", "2") as server:
+    # extra loops log their lifespan progress at debug level
+    with workers("--workers", "2", "--threads", "2", "--log-level", "debug") as server:
         worker_pids(server, 2)
         assert server.stderr.count("Waiting for application startup.") == 4  # once per loop
 
