@@ -118,7 +118,9 @@ impl RequestShared {
         self.conn.request_finished();
         let wake = {
             let mut st = self.lock();
-            if !st.response_complete || !self.finished_cleanly.load(Ordering::Acquire) {
+            // Not a disconnect when every byte of the response was handed over, even if the app's
+            // closing `more_body=False` message is still to come (hyper ends a body at its length).
+            if !self.finished_cleanly.load(Ordering::Acquire) {
                 st.disconnected = true;
             }
             !st.waiters.is_empty()
@@ -409,7 +411,7 @@ impl HttpTransport {
             }
         }
         let tx = tx.clone();
-        if !more_body {
+        if !more_body || *declared_length == Some(*sent) {
             self.shared.finished_cleanly.store(true, Ordering::Release);
         }
         let outcome = if chunk.is_empty() {
