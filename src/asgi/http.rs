@@ -420,7 +420,7 @@ impl HttpTransport {
             tx.try_send(chunk)
         };
         let result = match outcome {
-            Ok(()) => done(py, py.None()),
+            Ok(()) => Ok(self.link.sent(py)),
             Err(mpsc::error::TrySendError::Closed(_)) => {
                 self.shared.finished_cleanly.store(false, Ordering::Release);
                 st.phase = Phase::Complete;
@@ -510,7 +510,7 @@ impl HttpTransport {
                     headers,
                     declared_length,
                 };
-                done(py, py.None())
+                Ok(self.link.sent(py))
             }
             (HttpSend::Start { .. }, _) => Err(PyRuntimeError::new_err(
                 "Unexpected ASGI message 'http.response.start' sent, after response already started.",
@@ -548,7 +548,7 @@ impl HttpTransport {
                     let delivered = self.deliver(py, &mut st, response);
                     self.mark_complete(py, &mut st, delivered.is_ok())?;
                     delivered?;
-                    return done(py, py.None());
+                    return Ok(self.link.sent(py));
                 }
                 let (tx, rx) = mpsc::channel(STREAM_CHANNEL);
                 let guard = RequestGuard::new(self.shared.clone());

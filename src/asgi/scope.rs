@@ -14,15 +14,35 @@ use crate::server::conn::ConnInfo;
 /// 2.4: send() after disconnect raises OSError; 2.5: websocket.disconnect carries the close reason.
 pub const SPEC_VERSION: &str = "2.5";
 
-fn method_str(method: &Method) -> &str {
-    method.as_str()
+/// The method as a Python str, interned for the common ones.
+fn method_str<'py>(py: Python<'py>, method: &Method) -> Bound<'py, PyString> {
+    match *method {
+        Method::GET => intern!(py, "GET").clone(),
+        Method::POST => intern!(py, "POST").clone(),
+        Method::HEAD => intern!(py, "HEAD").clone(),
+        Method::PUT => intern!(py, "PUT").clone(),
+        Method::DELETE => intern!(py, "DELETE").clone(),
+        Method::PATCH => intern!(py, "PATCH").clone(),
+        Method::OPTIONS => intern!(py, "OPTIONS").clone(),
+        _ => PyString::new(py, method.as_str()),
+    }
 }
 
-fn http_version(version: Version) -> &'static str {
+fn scheme_str<'py>(py: Python<'py>, scheme: &str) -> Bound<'py, PyString> {
+    match scheme {
+        "http" => intern!(py, "http").clone(),
+        "https" => intern!(py, "https").clone(),
+        "ws" => intern!(py, "ws").clone(),
+        "wss" => intern!(py, "wss").clone(),
+        other => PyString::new(py, other),
+    }
+}
+
+fn http_version<'py>(py: Python<'py>, version: Version) -> &'py Bound<'py, PyString> {
     match version {
-        Version::HTTP_10 | Version::HTTP_09 => "1.0",
-        Version::HTTP_2 => "2",
-        _ => "1.1",
+        Version::HTTP_10 | Version::HTTP_09 => intern!(py, "1.0"),
+        Version::HTTP_2 => intern!(py, "2"),
+        _ => intern!(py, "1.1"),
     }
 }
 
@@ -159,36 +179,40 @@ pub fn build_scope<'py>(
     match kind {
         ScopeKind::Http => {
             scope.set_item(intern!(py, "type"), intern!(py, "http"))?;
-            scope.set_item(intern!(py, "method"), method_str(&parts.method))?;
-            scope.set_item(intern!(py, "scheme"), scheme.as_ref())?;
+            scope.set_item(intern!(py, "method"), method_str(py, &parts.method))?;
+            scope.set_item(intern!(py, "scheme"), scheme_str(py, &scheme))?;
         }
         ScopeKind::WebSocket => {
             scope.set_item(intern!(py, "type"), intern!(py, "websocket"))?;
             let ws_scheme = if scheme == "https" { "wss" } else { "ws" };
-            scope.set_item(intern!(py, "scheme"), ws_scheme)?;
+            scope.set_item(intern!(py, "scheme"), scheme_str(py, ws_scheme))?;
             scope.set_item(intern!(py, "subprotocols"), subprotocols(py, parts)?)?;
             extensions.set_item(intern!(py, "websocket.http.response"), PyDict::new(py))?;
         }
     }
     scope.set_item(intern!(py, "asgi"), asgi)?;
-    scope.set_item(intern!(py, "http_version"), http_version(parts.version))?;
+    scope.set_item(intern!(py, "http_version"), http_version(py, parts.version))?;
     scope.set_item(intern!(py, "path"), path)?;
     scope.set_item(intern!(py, "raw_path"), PyBytes::new(py, raw_path))?;
     scope.set_item(intern!(py, "query_string"), PyBytes::new(py, query))?;
-    scope.set_item(intern!(py, "root_path"), settings.root_path.as_str())?;
+    if settings.root_path.is_empty() {
+        scope.set_item(intern!(py, "root_path"), intern!(py, ""))?;
+    } else {
+        scope.set_item(intern!(py, "root_path"), settings.root_path.as_str())?;
+    }
     scope.set_item(intern!(py, "headers"), headers)?;
     match client {
+        Some((Cow::Borrowed(_), _)) => {
+            scope.set_item(intern!(py, "client"), conn.client_tuple(py)?)?
+        }
         Some((host, port)) => scope.set_item(intern!(py, "client"), (host.as_ref(), port))?,
         None => scope.set_item(intern!(py, "client"), py.None())?,
     }
-    match &conn.server {
-        Some((host, Some(port))) => {
-            scope.set_item(intern!(py, "server"), (host.as_str(), *port))?
-        }
-        Some((path, None)) => scope.set_item(intern!(py, "server"), (path.as_str(), py.None()))?,
-        None => scope.set_item(intern!(py, "server"), py.None())?,
-    }
+    scope.set_item(intern!(py, "server"), conn.server_tuple(py)?)?;
     scope.set_item(intern!(py, "state"), state.copy()?)?;
-    scope.set_item(intern!(py, "extensions"), extensions)?;
+    if !extensions.is_empty() {
+        // spec G8: only what is really handled is advertised (nothing, for HTTP yet)
+        scope.set_item(intern!(py, "extensions"), extensions)?;
+    }
     Ok(scope)
 }

@@ -329,7 +329,7 @@ impl WebSocketTransport {
         };
         let tx = tx.clone();
         match tx.try_send(message) {
-            Ok(()) => done(py, py.None()),
+            Ok(()) => Ok(self.link.sent(py)),
             Err(mpsc::error::TrySendError::Closed(_)) => {
                 st.phase = Phase::Closed;
                 Err(ClientDisconnected::new_err("websocket is closed"))
@@ -408,13 +408,13 @@ impl WebSocketTransport {
                 st.accepted = true;
                 st.status = Some(101);
                 st.phase = Phase::Open { tx };
-                done(py, py.None())
+                Ok(self.link.sent(py))
             }
             ("websocket.close", Phase::Connecting { .. }) => {
                 // spec W6: closing before accept denies the handshake with 403
                 let response = responses::forbidden(&self.shared.server.settings);
                 self.deny(&mut st, response)?;
-                done(py, py.None())
+                Ok(self.link.sent(py))
             }
             ("websocket.http.response.start", Phase::Connecting { .. }) => {
                 let HttpSend::Start { status, headers } =
@@ -438,7 +438,7 @@ impl WebSocketTransport {
                     headers: map,
                     body: Vec::new(),
                 };
-                done(py, py.None())
+                Ok(self.link.sent(py))
             }
             ("websocket.http.response.body", Phase::Denying { body, .. }) => {
                 let chunk =
@@ -463,7 +463,7 @@ impl WebSocketTransport {
                     );
                     self.deny(&mut st, response)?;
                 }
-                done(py, py.None())
+                Ok(self.link.sent(py))
             }
             ("websocket.send", Phase::Open { .. }) => {
                 let text = str_field(&dict, intern!(py, "text"), "websocket.send")?;

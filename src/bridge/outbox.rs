@@ -79,6 +79,9 @@ impl OutboxFlush {
 /// What a transport needs of its loop: futures, and the batched way back to the network thread.
 pub struct LoopLink {
     pub create_future: Py<PyAny>,
+    /// A future of this loop completed with None: what `send()` returns when the data was taken at
+    /// once. Awaiting a done asyncio future costs no exception object (its iterator has `am_send`).
+    sent: Py<PyAny>,
     call_soon: Py<PyAny>,
     flush: Py<OutboxFlush>,
     outbox: Arc<Outbox>,
@@ -87,8 +90,11 @@ pub struct LoopLink {
 impl LoopLink {
     pub fn new(event_loop: &Bound<'_, PyAny>, outbox: Arc<Outbox>) -> PyResult<Arc<Self>> {
         let py = event_loop.py();
+        let sent = event_loop.call_method0("create_future")?;
+        sent.call_method1("set_result", (py.None(),))?;
         Ok(Arc::new(LoopLink {
             create_future: event_loop.getattr("create_future")?.unbind(),
+            sent: sent.unbind(),
             call_soon: event_loop.getattr("call_soon")?.unbind(),
             flush: Py::new(
                 py,
@@ -98,6 +104,10 @@ impl LoopLink {
             )?,
             outbox,
         }))
+    }
+
+    pub fn sent(&self, py: Python<'_>) -> Py<PyAny> {
+        self.sent.clone_ref(py)
     }
 
     pub fn new_future(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {

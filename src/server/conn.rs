@@ -4,7 +4,9 @@
 use std::convert::Infallible;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use pyo3::prelude::*;
 use std::time::Duration;
 
 use http::{Request, Response, Version};
@@ -40,6 +42,9 @@ pub struct ConnInfo {
     in_flight: AtomicUsize,
     requests_seen: AtomicU64,
     activity: Notify,
+    /// `scope["client"]` / `scope["server"]` built once per connection, on its loop thread.
+    client_py: OnceLock<Py<PyAny>>,
+    server_py: OnceLock<Py<PyAny>>,
 }
 
 impl ConnInfo {
@@ -57,7 +62,40 @@ impl ConnInfo {
             in_flight: AtomicUsize::new(0),
             requests_seen: AtomicU64::new(0),
             activity: Notify::new(),
+            client_py: OnceLock::new(),
+            server_py: OnceLock::new(),
         }
+    }
+
+    pub fn client_tuple<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(t) = self.client_py.get() {
+            return Ok(t.bind(py).clone());
+        }
+        let value = match &self.client {
+            Some((host, port)) => (host.as_str(), *port).into_pyobject(py)?.into_any(),
+            None => py.None().into_bound(py),
+        };
+        Ok(self
+            .client_py
+            .get_or_init(|| value.clone().unbind())
+            .bind(py)
+            .clone())
+    }
+
+    pub fn server_tuple<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(t) = self.server_py.get() {
+            return Ok(t.bind(py).clone());
+        }
+        let value = match &self.server {
+            Some((host, Some(port))) => (host.as_str(), *port).into_pyobject(py)?.into_any(),
+            Some((path, None)) => (path.as_str(), py.None()).into_pyobject(py)?.into_any(),
+            None => py.None().into_bound(py),
+        };
+        Ok(self
+            .server_py
+            .get_or_init(|| value.clone().unbind())
+            .bind(py)
+            .clone())
     }
 
     pub fn request_started(&self) {
