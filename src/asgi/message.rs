@@ -52,6 +52,42 @@ pub fn message_type(dict: &Bound<'_, PyDict>) -> PyResult<String> {
 }
 
 /// Reads `body`-like bytes: bytes or bytearray, nothing else (a str body is an app bug).
+/// Bodies at least this large are shared with Python instead of copied.
+const SHARE_THRESHOLD: usize = 16 * 1024;
+
+/// Keeps a Python `bytes` object alive for as long as hyper holds its data: `bytes` are immutable,
+/// so the buffer address stays valid while this owns a reference.
+struct SharedPyBytes {
+    _object: Py<PyBytes>,
+    ptr: *const u8,
+    len: usize,
+}
+
+// SAFETY: the buffer is immutable and kept alive by `_object`; Py<T> itself is Send + Sync.
+unsafe impl Send for SharedPyBytes {}
+// SAFETY: as above; only shared reads of immutable memory happen through it.
+unsafe impl Sync for SharedPyBytes {}
+
+impl AsRef<[u8]> for SharedPyBytes {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: ptr/len describe the live, immutable buffer of `_object`.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+/// A body chunk: small ones are copied, large ones shared with the Python object (no memcpy).
+fn bytes_of(b: &Bound<'_, PyBytes>) -> Bytes {
+    let data = b.as_bytes();
+    if data.len() < SHARE_THRESHOLD {
+        return Bytes::copy_from_slice(data);
+    }
+    Bytes::from_owner(SharedPyBytes {
+        ptr: data.as_ptr(),
+        len: data.len(),
+        _object: b.clone().unbind(),
+    })
+}
+
 pub fn bytes_field(
     dict: &Bound<'_, PyDict>,
     key: &Bound<'_, PyString>,
@@ -62,7 +98,7 @@ pub fn bytes_field(
         Some(v) if v.is_none() => Ok(None),
         Some(v) => {
             if let Ok(b) = v.cast::<PyBytes>() {
-                Ok(Some(Bytes::copy_from_slice(b.as_bytes())))
+                Ok(Some(bytes_of(b)))
             } else if let Ok(b) = v.cast::<PyByteArray>() {
                 Ok(Some(Bytes::from(b.to_vec())))
             } else {
