@@ -68,19 +68,19 @@ def measure(
         if problem:
             return 0.0, f"did not start: {problem}: {tail(log_path)}", 0
         url = f"http://127.0.0.1:{port}/cpu"
-        subprocess.run(["wrk", "-t1", f"-c{connections}", "-d2s", url], capture_output=True, check=False)
+        subprocess.run(["wrk", "-t1", f"-c{connections}", "-d4s", url], capture_output=True, check=False)
         out = subprocess.run(
-            ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", url],
+            ["wrk", "-t1", f"-c{connections}", f"-d{int(duration)}s", url],
             capture_output=True,
             text=True,
             check=False,
         ).stdout
         rss_mib = tree_rss_kib(proc.pid) // 1024
         result = parse_wrk(out)
-        bad = result.non_2xx + result.socket_errors
-        status = (
-            "ok" if bad == 0 else f"INVALID ({result.non_2xx} non-2xx, {result.socket_errors} socket errors)"
-        )
+        errors = sum(result.socket_errors.values())
+        status = "ok"
+        if result.error or result.non2xx or errors:
+            status = f"INVALID ({result.error} {result.non2xx} non-2xx, {errors} socket errors)"
         return result.rps, status, rss_mib
     finally:
         stop_process(proc)

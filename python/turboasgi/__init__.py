@@ -57,7 +57,7 @@ def run(app: Any, *, app_dir: str | None = None, **kwargs: Any) -> None:
         elif config.workers > 1:
             from turboasgi.supervisor import run_workers
 
-            status = run_workers(config, [config.bind_socket()])
+            status = run_workers(config, [config.bind_socket(reuse_port=True)])
         else:
             from turboasgi.server import Server
 

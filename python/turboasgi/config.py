@@ -488,9 +488,12 @@ class Config:
 
     # ----------------------------------------------------------------------------------- sockets
 
-    def bind_socket(self) -> socket.socket:
+    def bind_socket(self, reuse_port: bool = False) -> socket.socket:
         """Return a bound, listening, inheritable socket for ``uds``, ``fd`` or ``host``/``port``, and log
-        the ``Turboasgi running on ...`` line. Bind errors are logged and exit with status 3."""
+        the ``Turboasgi running on ...`` line. Bind errors are logged and exit with status 3.
+
+        ``reuse_port`` (host/port only) sets SO_REUSEPORT, so that ``bind_sibling()`` can add more
+        listening sockets on the same address for worker processes."""
         suffix = " (Press CTRL+C to quit)"
         args: list[Any]
         if self.uds is not None:
@@ -509,6 +512,8 @@ class Config:
             sock = socket.socket(family=family, type=socket.SOCK_STREAM)
             try:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if reuse_port and hasattr(socket, "SO_REUSEPORT"):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
                 sock.bind((self.host, self.port))
                 sock.listen(self.backlog)
             except OSError as exc:
@@ -521,6 +526,26 @@ class Config:
         logger.info(message, *args, extra={"color_message": color_message})
         sock.set_inheritable(True)
         return sock
+
+    def bind_sibling(self, sock: socket.socket) -> socket.socket | None:
+        """Another listening socket on ``sock``'s address, when ``sock`` has SO_REUSEPORT: the kernel
+        then spreads new connections over the sockets, one per worker. None when that is not possible."""
+        if not hasattr(socket, "SO_REUSEPORT") or sock.family not in (socket.AF_INET, socket.AF_INET6):
+            return None
+        if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT):
+            return None
+        sibling = socket.socket(family=sock.family, type=socket.SOCK_STREAM)
+        try:
+            sibling.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sibling.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sibling.bind(sock.getsockname()[:2])
+            sibling.listen(self.backlog)
+        except OSError as exc:
+            sibling.close()
+            logger.warning("Could not bind a per-worker socket (%s); workers share one.", exc)
+            return None
+        sibling.set_inheritable(True)
+        return sibling
 
     def _bind_unix(self, path: str) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -231,6 +231,11 @@ class Multiprocess:
     def __init__(self, config: Config, sockets: Sequence[socket.socket]) -> None:
         self.config = config
         self.sockets = list(sockets)
+        # Slot i > 0 gets its own SO_REUSEPORT socket on the same address when the listening socket
+        # allows it: the kernel balances new connections over the workers, instead of whichever worker
+        # wakes first taking a whole burst. The supervisor keeps every socket open, so a restarted
+        # worker takes over its slot's socket and its queued connections.
+        self.slot_sockets: dict[int, list[socket.socket]] = {}
         self.slots: list[Slot] = []
         self.retiring: list[WorkerProcess] = []
         self.should_exit = False
@@ -276,8 +281,16 @@ class Multiprocess:
 
     # -------------------------------------------------------------------------------- workers
 
-    def _spawn(self) -> WorkerProcess:
-        worker = WorkerProcess(self.config, self.sockets)
+    def _sockets_for(self, index: int) -> list[socket.socket]:
+        if index == 0 or len(self.sockets) != 1:
+            return self.sockets
+        if index not in self.slot_sockets:
+            sibling = self.config.bind_sibling(self.sockets[0])
+            self.slot_sockets[index] = [sibling] if sibling is not None else self.sockets
+        return self.slot_sockets[index]
+
+    def _spawn(self, index: int) -> WorkerProcess:
+        worker = WorkerProcess(self.config, self._sockets_for(index))
         worker.start()
         return worker
 
@@ -297,11 +310,11 @@ class Multiprocess:
         return False
 
     def _check_slots(self, now: float) -> None:
-        for slot in self.slots:
+        for index, slot in enumerate(self.slots):
             worker = slot.worker
             if worker is None:
                 if now >= slot.restart_at and not self.should_exit:
-                    slot.worker = self._spawn()
+                    slot.worker = self._spawn(index)
                 continue
             worker.read_messages()
             if worker.is_alive():
@@ -337,14 +350,14 @@ class Multiprocess:
             worker.close()
             slot.worker = None
             if now >= slot.restart_at and not self.should_exit:
-                slot.worker = self._spawn()
+                slot.worker = self._spawn(index)
 
     def _check_rolling_restart(self, now: float) -> None:
         if self._replacement is None:
             while self._restart_queue:
                 index = self._restart_queue.pop(0)
                 if index < len(self.slots) and self.slots[index].worker is not None:
-                    self._replacement = (index, self._spawn())
+                    self._replacement = (index, self._spawn(index))
                     break
             return
         index, new = self._replacement
@@ -392,8 +405,8 @@ class Multiprocess:
         original = {sig: signal.signal(sig, self._handle_signal) for sig in SUPERVISOR_SIGNALS}
         try:
             self.slots = [Slot() for _ in range(self.config.workers)]
-            for slot in self.slots:
-                slot.worker = self._spawn()
+            for index, slot in enumerate(self.slots):
+                slot.worker = self._spawn(index)
             while True:
                 self._process_signals()
                 if self.should_exit:

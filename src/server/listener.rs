@@ -74,6 +74,9 @@ async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>) {
                     );
                     let rx = shared.shutdown_receiver();
                     shared.runtime.spawn(conn::serve(stream, Arc::new(info), shared.clone(), rx));
+                    // Worker processes share one listening socket: taking one connection per turn
+                    // lets the others accept too, instead of one process draining a burst.
+                    tokio::task::yield_now().await;
                 }
                 Err(_) => accept_error_pause().await,
             },
