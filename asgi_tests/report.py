@@ -223,7 +223,13 @@ def main(argv: list[str] | None = None) -> int:
         runs.append(run)
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(render(runs), encoding="utf-8")
+    text = render(runs)
+    # Keep the section other tools own (benchmarks/autobahn_report.py writes the Autobahn summary).
+    old = output.read_text(encoding="utf-8") if output.exists() else ""
+    start, end = old.find("<!-- autobahn:start -->"), old.find("<!-- autobahn:end -->")
+    if start != -1 and end != -1:
+        text = text.rstrip("\n") + "\n\n" + old[start : end + len("<!-- autobahn:end -->")] + "\n"
+    output.write_text(text, encoding="utf-8")
     print(f"wrote {output}", file=sys.stderr)
     return 0
 
