@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::body::{RequestGuard, ResponseBody};
 use super::message::{parse_http_send, HttpSend};
-use crate::bridge::awaitable::{done, prune_waiters, set_result};
+use crate::bridge::awaitable::{done, resolve_waiters};
 use crate::bridge::inbox::{Event, Inbox, Wakeable};
 use crate::bridge::outbox::LoopLink;
 use crate::errors::ClientDisconnected;
@@ -187,20 +187,12 @@ impl RequestShared {
 impl Wakeable for RequestShared {
     /// Resolves waiting `receive()` futures with whatever is ready. Loop thread only.
     fn wake_waiters(&self, py: Python<'_>) -> PyResult<()> {
-        loop {
-            let (fut, event) = {
-                let mut st = self.lock();
-                // Futures cancelled by the app are dropped without consuming data.
-                if !prune_waiters(py, &mut st.waiters)? {
-                    return Ok(());
-                }
-                match self.ready_event(py, &mut st)? {
-                    Some(ev) => (st.waiters.remove(0), ev),
-                    None => return Ok(()),
-                }
-            };
-            set_result(py, &fut, event)?;
-        }
+        resolve_waiters(
+            py,
+            || self.lock(),
+            |st: &mut RequestState| &mut st.waiters,
+            |py, st| self.ready_event(py, st),
+        )
     }
 }
 

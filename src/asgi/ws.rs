@@ -16,7 +16,7 @@ use super::body::ResponseBody;
 use super::message::{
     bool_field, bytes_field, message_dict, message_type, parse_http_send, HttpSend,
 };
-use crate::bridge::awaitable::{done, prune_waiters, set_result};
+use crate::bridge::awaitable::{done, resolve_waiters};
 use crate::bridge::inbox::{Event, Inbox, Wakeable};
 use crate::bridge::outbox::LoopLink;
 use crate::errors::ClientDisconnected;
@@ -169,19 +169,12 @@ impl WsShared {
 
 impl Wakeable for WsShared {
     fn wake_waiters(&self, py: Python<'_>) -> PyResult<()> {
-        loop {
-            let (fut, event) = {
-                let mut st = self.lock();
-                if !prune_waiters(py, &mut st.waiters)? {
-                    return Ok(());
-                }
-                match self.ready_event(py, &mut st)? {
-                    Some(ev) => (st.waiters.remove(0), ev),
-                    None => return Ok(()),
-                }
-            };
-            set_result(py, &fut, event)?;
-        }
+        resolve_waiters(
+            py,
+            || self.lock(),
+            |st: &mut WsState| &mut st.waiters,
+            |py, st| self.ready_event(py, st),
+        )
     }
 }
 

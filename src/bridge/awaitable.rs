@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use std::sync::Mutex;
 
 /// Drops waiting futures the app already cancelled; true when one is still waiting.
-pub fn prune_waiters(py: Python<'_>, waiters: &mut Vec<Py<PyAny>>) -> PyResult<bool> {
+fn prune_waiters(py: Python<'_>, waiters: &mut Vec<Py<PyAny>>) -> PyResult<bool> {
     while let Some(first) = waiters.first() {
         if first
             .bind(py)
@@ -23,11 +23,39 @@ pub fn prune_waiters(py: Python<'_>, waiters: &mut Vec<Py<PyAny>>) -> PyResult<b
 }
 
 /// Resolves a waiting future created with `loop.create_future()`.
-pub fn set_result(py: Python<'_>, future: &Py<PyAny>, value: Py<PyAny>) -> PyResult<()> {
+fn set_result(py: Python<'_>, future: &Py<PyAny>, value: Py<PyAny>) -> PyResult<()> {
     future
         .bind(py)
         .call_method1(intern!(py, "set_result"), (value,))?;
     Ok(())
+}
+
+/// Hands ready events to waiting `receive()` futures, oldest first (loop thread only). Futures the app
+/// cancelled are dropped without consuming an event; `next_event` runs under the same lock as the
+/// waiter list, so an event is never taken without a waiter to receive it.
+pub fn resolve_waiters<S, G>(
+    py: Python<'_>,
+    mut lock: impl FnMut() -> G,
+    waiters: fn(&mut S) -> &mut Vec<Py<PyAny>>,
+    mut next_event: impl FnMut(Python<'_>, &mut S) -> PyResult<Option<Py<PyAny>>>,
+) -> PyResult<()>
+where
+    G: std::ops::DerefMut<Target = S>,
+{
+    loop {
+        let (future, event) = {
+            let mut guard = lock();
+            let state = &mut *guard;
+            if !prune_waiters(py, waiters(state))? {
+                return Ok(());
+            }
+            match next_event(py, state)? {
+                Some(event) => (waiters(state).remove(0), event),
+                None => return Ok(()),
+            }
+        };
+        set_result(py, &future, event)?;
+    }
 }
 
 /// A completed awaitable as a Python object.
