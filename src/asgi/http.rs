@@ -350,7 +350,6 @@ impl HttpTransport {
                 .extensions_mut()
                 .insert(hyper::ext::ReasonPhrase::from_static(b""));
         }
-        responses::apply_default_headers(&mut headers, &self.shared.server.settings);
         if self.close_after {
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
@@ -488,7 +487,12 @@ impl HttpTransport {
         }
         match (parsed, &mut st.phase) {
             (HttpSend::Start { status, headers: pairs }, Phase::Idle) => {
-                let mut headers = HeaderMap::with_capacity(pairs.len() + 3);
+                // The defaults go in first, in the same map: no second map per response.
+                let mut headers = responses::default_headers(
+                    |name| pairs.iter().any(|(app_name, _)| app_name == name),
+                    pairs.len(),
+                    &self.shared.server.settings,
+                );
                 for (name, value) in pairs {
                     if name == header::TRANSFER_ENCODING {
                         continue; // spec H3: the server owns response framing

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 
 use crate::asgi::body::ResponseBody;
 use crate::config::Settings;
@@ -33,21 +33,31 @@ fn current_date() -> HeaderValue {
     })
 }
 
-/// `date`, `server` and `--header` defaults first, then the app's headers (uvicorn's order); the
-/// app's own value of a default header wins, so none is ever duplicated.
-pub fn apply_default_headers(headers: &mut HeaderMap, settings: &Settings) {
-    let mut merged = HeaderMap::with_capacity(headers.len() + settings.default_headers.len() + 2);
-    if settings.date_header && !headers.contains_key(header::DATE) {
+/// A header map that starts with the `date`, `server` and `--header` defaults (uvicorn's order) the
+/// app does not set itself (`app_sets`), so the app's own value wins and none is ever duplicated.
+pub fn default_headers(
+    app_sets: impl Fn(&HeaderName) -> bool,
+    capacity: usize,
+    settings: &Settings,
+) -> HeaderMap {
+    let mut merged = HeaderMap::with_capacity(capacity + settings.default_headers.len() + 2);
+    if settings.date_header && !app_sets(&header::DATE) {
         merged.insert(header::DATE, current_date());
     }
-    if settings.server_header && !headers.contains_key(header::SERVER) {
+    if settings.server_header && !app_sets(&header::SERVER) {
         merged.insert(header::SERVER, HeaderValue::from_static("turboasgi"));
     }
     for (name, value) in &settings.default_headers {
-        if !headers.contains_key(name) {
+        if !app_sets(name) {
             merged.append(name.clone(), value.clone());
         }
     }
+    merged
+}
+
+/// Puts the defaults in front of a header map that is already built (cold paths).
+pub fn apply_default_headers(headers: &mut HeaderMap, settings: &Settings) {
+    let mut merged = default_headers(|name| headers.contains_key(name), headers.len(), settings);
     if merged.is_empty() {
         return;
     }
