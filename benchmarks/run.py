@@ -1073,13 +1073,14 @@ def chart(cfg: Config, servers: dict[str, Server], results: Results, path: Path,
     return None
 
 
-def update_docs(section: str) -> None:
-    block = f"{DOCS_BEGIN}\n{section.rstrip()}\n{DOCS_END}\n"
+def update_docs(section: str, begin: str = DOCS_BEGIN, end: str = DOCS_END) -> None:
+    """Replace the text between the ``begin``/``end`` markers of docs/benchmarks.md (append it if absent)."""
+    block = f"{begin}\n{section.rstrip()}\n{end}\n"
     if DOCS_FILE.exists():
         text = DOCS_FILE.read_text()
-        if DOCS_BEGIN in text and DOCS_END in text:
-            before, rest = text.split(DOCS_BEGIN, 1)
-            after = rest.split(DOCS_END, 1)[1].lstrip("\n")
+        if begin in text and end in text:
+            before, rest = text.split(begin, 1)
+            after = rest.split(end, 1)[1].lstrip("\n")
             text = before + block + (f"\n{after}" if after else "")
         else:
             text = text.rstrip() + "\n\n" + block
