@@ -92,6 +92,7 @@ pub struct Settings {
     pub ws_max_size: usize,
     pub ws_ping_interval: Option<Duration>,
     pub ws_ping_timeout: Option<Duration>,
+    pub ws_per_message_deflate: bool,
 }
 
 impl Settings {
@@ -118,7 +119,8 @@ impl CoreConfig {
         default_headers = Vec::new(), timeout_keep_alive = 5.0, limit_concurrency = None,
         proxy_headers = true, forwarded_allow_ips = vec!["127.0.0.1".to_string()],
         max_header_bytes = 65536, tokio_threads = 1, ws_enabled = true,
-        ws_max_size = 16 * 1024 * 1024, ws_ping_interval = Some(20.0), ws_ping_timeout = Some(20.0)))]
+        ws_max_size = 16 * 1024 * 1024, ws_ping_interval = Some(20.0), ws_ping_timeout = Some(20.0),
+        ws_per_message_deflate = true))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         root_path: String,
@@ -135,6 +137,7 @@ impl CoreConfig {
         ws_max_size: usize,
         ws_ping_interval: Option<f64>,
         ws_ping_timeout: Option<f64>,
+        ws_per_message_deflate: bool,
     ) -> PyResult<Self> {
         let seconds = |name: &str, v: Option<f64>| -> PyResult<Option<Duration>> {
             match v {
@@ -203,6 +206,7 @@ impl CoreConfig {
                 ws_max_size: ws_max_size.max(1),
                 ws_ping_interval,
                 ws_ping_timeout,
+                ws_per_message_deflate,
             },
         })
     }

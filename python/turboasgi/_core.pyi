@@ -30,6 +30,7 @@ class CoreConfig:
         ws_max_size: int = 16777216,
         ws_ping_interval: float | None = 20.0,
         ws_ping_timeout: float | None = 20.0,
+        ws_per_message_deflate: bool = True,
     ) -> None: ...
 
 class LoopHandle:

@@ -603,4 +603,5 @@ class Config:
             ws_max_size=self.ws_max_size,
             ws_ping_interval=self.ws_ping_interval,
             ws_ping_timeout=self.ws_ping_timeout,
+            ws_per_message_deflate=self.ws_per_message_deflate,
         )

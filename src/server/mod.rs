@@ -5,6 +5,7 @@ pub mod listener;
 pub mod responses;
 pub mod validate;
 pub mod websocket;
+mod ws_deflate;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};

@@ -12,13 +12,14 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data};
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use super::conn::ConnInfo;
 use super::responses;
+use super::ws_deflate::{DeflateParams, InflatingStream, MessageDeflater};
 use super::{Shared, ShutdownStage};
 use crate::asgi::body::ResponseBody;
 use crate::asgi::ws::{Handshake, Incoming, Outgoing, WsCtx, WsShared};
@@ -81,6 +82,16 @@ pub async fn handle_upgrade(
     conn.request_started();
     let on_upgrade = hyper::upgrade::on(&mut req);
     let (parts, _body) = req.into_parts();
+    let deflate = if settings.ws_per_message_deflate {
+        DeflateParams::negotiate(
+            parts
+                .headers
+                .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
+                .iter(),
+        )
+    } else {
+        None
+    };
     let shared = WsShared::new(conn.inbox.clone(), server.clone(), conn.clone());
     let mut guard = PendingGuard(Some(shared.clone()));
     let (decide, decision) = oneshot::channel();
@@ -110,19 +121,31 @@ pub async fn handle_upgrade(
             if let Some(protocol) = subprotocol.and_then(|p| HeaderValue::from_str(&p).ok()) {
                 h.insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
             }
+            // The server owns extension negotiation: an app's own value would promise framing
+            // this socket does not do.
+            h.remove(header::SEC_WEBSOCKET_EXTENSIONS);
+            if let Some(params) = &deflate {
+                h.insert(header::SEC_WEBSOCKET_EXTENSIONS, params.response_header());
+            }
             responses::apply_default_headers(h, settings);
             let task_server = server.clone();
             server.runtime.spawn(async move {
                 let _count = task_server.connection_opened();
                 match on_upgrade.await {
                     Ok(upgraded) => {
-                        let ws = WebSocketStream::from_raw_socket(
+                        let io = InflatingStream::new(
                             TokioIo::new(upgraded),
+                            deflate.as_ref(),
+                            task_server.settings.ws_max_size,
+                        );
+                        let ws = WebSocketStream::from_raw_socket(
+                            io,
                             Role::Server,
                             Some(socket_config(&task_server)),
                         )
                         .await;
-                        run_socket(ws, shared.clone(), outgoing).await;
+                        let deflater = deflate.as_ref().map(MessageDeflater::new);
+                        run_socket(ws, shared.clone(), outgoing, deflater).await;
                     }
                     Err(_) => shared.set_closed(1006, String::new()),
                 }
@@ -148,6 +171,7 @@ async fn run_socket<S>(
     ws: WebSocketStream<S>,
     shared: Arc<WsShared>,
     mut outgoing: mpsc::Receiver<Outgoing>,
+    mut deflater: Option<MessageDeflater>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -216,6 +240,12 @@ async fn run_socket<S>(
                     shared.set_closed(code, reason);
                     return;
                 }
+                Some(Err(WsError::Io(e))) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    // Compressed data that does not inflate (RFC 7692 8): a protocol error.
+                    let _ = sink.send(close_message(1002, "")).await;
+                    shared.set_closed(1002, String::new());
+                    return;
+                }
                 Some(Err(e @ (WsError::Protocol(_) | WsError::Utf8(_)))) => {
                     // RFC 6455 7.4.1: 1007 for text that is not UTF-8, 1002 for other violations
                     let code = if matches!(e, WsError::Utf8(_)) { 1007 } else { 1002 };
@@ -231,15 +261,23 @@ async fn run_socket<S>(
             },
             _ = shared.space.notified(), if !room => {}
             out = outgoing.recv(), if close_sent.is_none() => {
-                let message = match out {
-                    Some(Outgoing::Text(t)) => Message::Text(t.into()),
-                    Some(Outgoing::Binary(b)) => Message::Binary(b),
-                    Some(Outgoing::Close { code, reason }) => {
+                let message = match (out, deflater.as_mut()) {
+                    (Some(Outgoing::Text(t)), Some(d)) => match d.frame(Data::Text, t.as_bytes()) {
+                        Ok(frame) => Message::Frame(frame),
+                        Err(_) => Message::Text(t.into()),
+                    },
+                    (Some(Outgoing::Binary(b)), Some(d)) => match d.frame(Data::Binary, &b) {
+                        Ok(frame) => Message::Frame(frame),
+                        Err(_) => Message::Binary(b),
+                    },
+                    (Some(Outgoing::Text(t)), None) => Message::Text(t.into()),
+                    (Some(Outgoing::Binary(b)), None) => Message::Binary(b),
+                    (Some(Outgoing::Close { code, reason }), _) => {
                         close_sent = Some((code, reason.clone()));
                         closing_deadline = Some(Instant::now() + CLOSE_TIMEOUT);
                         close_message(code, &reason)
                     }
-                    None => {
+                    (None, _) => {
                         // The app is gone without closing (its Task ended): close normally.
                         close_sent = Some((1000, String::new()));
                         closing_deadline = Some(Instant::now() + CLOSE_TIMEOUT);
