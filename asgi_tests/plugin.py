@@ -24,7 +24,6 @@ TURBOASGI_KNOWN_GAPS: dict[str, str] = {
     "duplicates (X-A, X-B, X-A) reach the app grouped by name (order within a name is kept)",
     "test_invalid_request_body_and_type": "requests rejected by hyper's own parser get its 400 with an "
     "empty body (the server's own checks answer with uvicorn's text)",
-    "test_websocket_permessage_deflate_negotiated": "permessage-deflate (RFC 7692) is not implemented yet",
 }
 DEFAULT_TEST_TIMEOUT = 30.0
 SUITE_DIR = Path(__file__).resolve().parent

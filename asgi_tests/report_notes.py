@@ -33,9 +33,6 @@ NOTES: dict[str, dict[str, str]] = {
             "400 for an invalid request has an empty body and no content-type; uvicorn sends "
             "`text/plain; charset=utf-8` + `Invalid HTTP request received.`"
         ),
-        "test_compat.py::test_websocket_permessage_deflate_negotiated": (
-            "WebSocket (issue 6): permessage-deflate is not negotiated (no sec-websocket-extensions in the 101)"
-        ),
         "test_websocket.py::test_denial_response": (
             "WebSocket (issue 6): the denial response (401 + body) arrives but the connection stays open (W9)"
         ),

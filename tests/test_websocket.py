@@ -482,9 +482,10 @@ def test_ws_none_serves_upgrade_as_http() -> None:
 def test_access_log_line(server: ServerProcess) -> None:
     key = new_id()
     with connect(ws_url(server, f"/echo?id={key}")) as ws:
+        # written when the handshake is answered, as uvicorn does: the socket is still open here
+        server.wait_for_output(re.compile(rf'127\.0\.0\.1:\d+ - "WebSocket /echo\?id={key}" \[accepted\]'))
         ws.send("x")
-        ws.recv(timeout=5)
-    server.wait_for_output(re.compile(rf'127\.0\.0\.1:\d+ - "WebSocket /echo\?id={key}" \[accepted\]'))
+        assert ws.recv(timeout=5) == "x"
     denied = new_id()
     with pytest.raises(InvalidStatus):
         connect(ws_url(server, f"/deny?id={denied}"))

@@ -81,6 +81,8 @@ class WebSocketTransport:
     def accepted(self) -> bool: ...
     @property
     def status(self) -> int | None: ...
+    def on_answer(self, callback: Callable[[int, bool], object]) -> None:
+        """Call ``callback(status, accepted)`` once, when the handshake is answered."""
     def fail(self) -> None:
         """The app raised: 500 before the handshake was answered, close 1011 after."""
     def finish(self) -> None:

@@ -173,8 +173,7 @@ def _metavar(choices: list[str]) -> str:
     type=bool,
     default=True,
     show_default=True,
-    help="Negotiate permessage-deflate compression. Accepted for compatibility: compression is "
-    f"{NYS} (messages are sent uncompressed).",
+    help="Negotiate permessage-deflate compression (RFC 7692) when the client offers it.",
 )
 @click.option(
     "--lifespan",

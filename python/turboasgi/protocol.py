@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -91,6 +92,8 @@ class WebSocketRunner:
         task = asyncio.current_task()
         if task is not None:
             self.tasks.add(task)
+        if self.access_log:
+            transport.on_answer(functools.partial(_log_handshake, scope))
         try:
             await self.app(scope, transport.receive, transport.send)
         except ClientDisconnected:
@@ -110,12 +113,10 @@ class WebSocketRunner:
         finally:
             if task is not None:
                 self.tasks.discard(task)
-            if self.access_log and transport.status is not None:
-                # uvicorn writes these lines to the error logger: its access formatter expects HTTP fields
-                outcome = "[accepted]" if transport.accepted else str(transport.status)
-                logger.info(
-                    '%s - "WebSocket %s" %s',
-                    _client_addr(scope),
-                    _path_with_query(scope),
-                    outcome,
-                )
+
+
+def _log_handshake(scope: dict[str, Any], status: int, accepted: bool) -> None:
+    """One line when the handshake is answered, as uvicorn writes it: to the error logger, because
+    the access formatter expects HTTP fields."""
+    outcome = "[accepted]" if accepted else str(status)
+    logger.info('%s - "WebSocket %s" %s', _client_addr(scope), _path_with_query(scope), outcome)

@@ -24,6 +24,12 @@ use crate::server::conn::ConnInfo;
 use crate::server::responses;
 use crate::server::Shared;
 
+fn lock_or_recover<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Messages from the client buffered before the app reads them.
 pub const INCOMING_QUEUE: usize = 16;
 /// Messages from the app buffered before the socket takes them.
@@ -91,10 +97,7 @@ impl WsShared {
     }
 
     fn lock(&self) -> MutexGuard<'_, WsState> {
-        match self.state.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
+        lock_or_recover(&self.state)
     }
 
     fn notify(self: &Arc<Self>, wake: bool) {
@@ -206,6 +209,8 @@ pub struct WebSocketTransport {
     shared: Arc<WsShared>,
     state: Mutex<TransportState>,
     link: Arc<LoopLink>,
+    /// Called once with (status, accepted) when the handshake is answered: the access log line.
+    on_answer: Mutex<Option<Py<PyAny>>>,
 }
 
 fn str_field(
@@ -285,14 +290,12 @@ impl WebSocketTransport {
                 status: None,
             }),
             link,
+            on_answer: Mutex::new(None),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, TransportState> {
-        match self.state.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
+        lock_or_recover(&self.state)
     }
 
     /// Answers the handshake with an HTTP response instead of accepting it.
@@ -376,6 +379,59 @@ impl WebSocketTransport {
     }
 
     fn send(&self, py: Python<'_>, message: Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let result = self.send_message(py, message);
+        self.report_answer(py);
+        result
+    }
+
+    /// Registers the callable told about the handshake's answer (see `report_answer`).
+    fn on_answer(&self, callback: Py<PyAny>) {
+        *lock_or_recover(&self.on_answer) = Some(callback);
+    }
+
+    /// The app raised: 500 before the handshake, close 1011 after.
+    fn fail(&self, py: Python<'_>) -> PyResult<()> {
+        let result = self.end(py, 1011, true);
+        self.report_answer(py);
+        result
+    }
+
+    /// The app returned: 500 if it never answered the handshake, close 1000 if still open.
+    fn finish(&self, py: Python<'_>) -> PyResult<()> {
+        let result = self.end(py, 1000, false);
+        self.report_answer(py);
+        result
+    }
+
+    #[getter]
+    fn accepted(&self) -> bool {
+        self.lock().accepted
+    }
+
+    #[getter]
+    fn status(&self) -> Option<u16> {
+        self.lock().status
+    }
+}
+
+impl WebSocketTransport {
+    /// Tells the `on_answer` callable, once, how the handshake was answered. Called with no lock
+    /// held, so the callable may use the transport.
+    fn report_answer(&self, py: Python<'_>) {
+        let (status, accepted) = {
+            let st = self.lock();
+            (st.status, st.accepted)
+        };
+        let Some(status) = status else { return };
+        let Some(callback) = lock_or_recover(&self.on_answer).take() else {
+            return;
+        };
+        if let Err(err) = callback.call1(py, (status, accepted)) {
+            err.write_unraisable(py, None);
+        }
+    }
+
+    fn send_message(&self, py: Python<'_>, message: Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         let dict = message_dict(&message)?;
         let kind = message_type(&dict)?;
         let mut st = self.lock();
@@ -506,28 +562,6 @@ impl WebSocketTransport {
         }
     }
 
-    /// The app raised: 500 before the handshake, close 1011 after.
-    fn fail(&self, py: Python<'_>) -> PyResult<()> {
-        self.end(py, 1011, true)
-    }
-
-    /// The app returned: 500 if it never answered the handshake, close 1000 if still open.
-    fn finish(&self, py: Python<'_>) -> PyResult<()> {
-        self.end(py, 1000, false)
-    }
-
-    #[getter]
-    fn accepted(&self) -> bool {
-        self.lock().accepted
-    }
-
-    #[getter]
-    fn status(&self) -> Option<u16> {
-        self.lock().status
-    }
-}
-
-impl WebSocketTransport {
     fn end(&self, py: Python<'_>, code: u16, failed: bool) -> PyResult<()> {
         let _ = failed;
         let mut st = self.lock();
