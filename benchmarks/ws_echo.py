@@ -78,7 +78,7 @@ APP = Workload(
 class WsServer(Server):
     """run.py's server command lines, with each server's WebSocket implementation named explicitly."""
 
-    uvicorn_ws = "websockets"  # uvicorn's --ws (--uvicorn-ws)
+    uvicorn_ws = "websockets-sansio"  # uvicorn's --ws (--uvicorn-ws); what its default "auto" picks
 
     def argv(self, workload: Workload, port: int, *, idle_conns: int = 0) -> list[str]:
         cmd = super().argv(workload, port, idle_conns=idle_conns)
@@ -598,8 +598,8 @@ def parse_args(argv: Sequence[str]) -> EchoConfig:
     parser.add_argument(
         "--uvicorn-ws",
         choices=["websockets", "websockets-sansio", "wsproto"],
-        default="websockets",
-        help="uvicorn's WebSocket implementation, its --ws (default websockets)",
+        default="websockets-sansio",
+        help="uvicorn's WebSocket implementation, its --ws (default websockets-sansio, which uvicorn's own default --ws auto picks)",
     )
     parser.add_argument("--server-cpu", type=int, default=0, help="CPU the server is pinned to (default 0)")
     parser.add_argument("--client-cpu", type=int, default=1, help="CPU the client is pinned to (default 1)")
