@@ -55,10 +55,10 @@ pub fn message_type(dict: &Bound<'_, PyDict>) -> PyResult<String> {
 /// Bodies at least this large are shared with Python instead of copied.
 const SHARE_THRESHOLD: usize = 16 * 1024;
 
-/// Keeps a Python `bytes` object alive for as long as hyper holds its data: `bytes` are immutable,
-/// so the buffer address stays valid while this owns a reference.
+/// Keeps an immutable Python buffer (`bytes`, or a `str`'s cached UTF-8) alive for as long as the
+/// network side holds its data: the address stays valid while this owns a reference.
 struct SharedPyBytes {
-    _object: Py<PyBytes>,
+    _object: Py<PyAny>,
     ptr: *const u8,
     len: usize,
 }
@@ -84,8 +84,22 @@ fn bytes_of(b: &Bound<'_, PyBytes>) -> Bytes {
     Bytes::from_owner(SharedPyBytes {
         ptr: data.as_ptr(),
         len: data.len(),
-        _object: b.clone().unbind(),
+        _object: b.clone().into_any().unbind(),
     })
+}
+
+/// A str's UTF-8, shared like `bytes_of` when large: CPython keeps a str's UTF-8 form (its own data
+/// for ASCII, a cached copy otherwise) for the object's whole life.
+pub fn utf8_of(s: &Bound<'_, PyString>) -> PyResult<Bytes> {
+    let text = s.to_str()?;
+    if text.len() < SHARE_THRESHOLD {
+        return Ok(Bytes::copy_from_slice(text.as_bytes()));
+    }
+    Ok(Bytes::from_owner(SharedPyBytes {
+        ptr: text.as_ptr(),
+        len: text.len(),
+        _object: s.clone().into_any().unbind(),
+    }))
 }
 
 pub fn bytes_field(

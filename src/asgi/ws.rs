@@ -11,10 +11,11 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyInt, PyString};
 use tokio::sync::{mpsc, oneshot, Notify};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::body::ResponseBody;
 use super::message::{
-    bool_field, bytes_field, message_dict, message_type, parse_http_send, HttpSend,
+    bool_field, bytes_field, message_dict, message_type, parse_http_send, utf8_of, HttpSend,
 };
 use crate::bridge::awaitable::{done, resolve_waiters};
 use crate::bridge::inbox::{Event, Inbox, Wakeable};
@@ -52,13 +53,17 @@ pub enum Handshake {
 }
 
 pub enum Outgoing {
-    Text(String),
+    /// UTF-8, checked by Python when the str was made.
+    Text(Bytes),
     Binary(Bytes),
-    Close { code: u16, reason: String },
+    Close {
+        code: u16,
+        reason: String,
+    },
 }
 
 pub enum Incoming {
-    Text(String),
+    Text(Utf8Bytes),
     Binary(Bytes),
 }
 
@@ -150,7 +155,7 @@ impl WsShared {
             d.set_item(intern!(py, "type"), intern!(py, "websocket.receive"))?;
             match message {
                 Incoming::Text(text) => {
-                    d.set_item(intern!(py, "text"), text)?;
+                    d.set_item(intern!(py, "text"), text.as_str())?;
                     d.set_item(intern!(py, "bytes"), py.None())?;
                 }
                 Incoming::Binary(data) => {
@@ -218,15 +223,25 @@ fn str_field(
     key: &Bound<'_, PyString>,
     what: &str,
 ) -> PyResult<Option<String>> {
+    str_object_field(dict, key, what)?
+        .map(|s| Ok(s.to_str()?.to_owned()))
+        .transpose()
+}
+
+fn str_object_field<'py>(
+    dict: &Bound<'py, PyDict>,
+    key: &Bound<'py, PyString>,
+    what: &str,
+) -> PyResult<Option<Bound<'py, PyString>>> {
     match dict.get_item(key)? {
         None => Ok(None),
         Some(v) if v.is_none() => Ok(None),
-        Some(v) => match v.cast::<PyString>() {
-            Ok(s) => Ok(Some(s.to_str()?.to_owned())),
-            Err(_) => Err(PyTypeError::new_err(format!(
+        Some(v) => match v.cast_into::<PyString>() {
+            Ok(s) => Ok(Some(s)),
+            Err(e) => Err(PyTypeError::new_err(format!(
                 "{what} '{}' must be a str, got {}",
                 key.to_str()?,
-                v.get_type().name()?
+                e.into_inner().get_type().name()?
             ))),
         },
     }
@@ -515,10 +530,10 @@ impl WebSocketTransport {
                 Ok(self.link.sent(py))
             }
             ("websocket.send", Phase::Open { .. }) => {
-                let text = str_field(&dict, intern!(py, "text"), "websocket.send")?;
+                let text = str_object_field(&dict, intern!(py, "text"), "websocket.send")?;
                 let data = bytes_field(&dict, intern!(py, "bytes"), "websocket.send")?;
                 let outgoing = match (text, data) {
-                    (Some(t), None) => Outgoing::Text(t),
+                    (Some(t), None) => Outgoing::Text(utf8_of(&t)?),
                     (None, Some(b)) => Outgoing::Binary(b),
                     _ => {
                         return Err(PyTypeError::new_err(

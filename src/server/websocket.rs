@@ -12,7 +12,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
@@ -217,7 +218,7 @@ async fn run_socket<S>(
         tokio::select! {
             frame = stream.next(), if room => match frame {
                 Some(Ok(Message::Text(text))) => {
-                    shared.push_incoming(Incoming::Text(text.as_str().to_owned()));
+                    shared.push_incoming(Incoming::Text(text));
                 }
                 Some(Ok(Message::Binary(data))) => {
                     shared.push_incoming(Incoming::Binary(data));
@@ -268,15 +269,15 @@ async fn run_socket<S>(
             _ = shared.space.notified(), if !room => {}
             out = outgoing.recv(), if close_sent.is_none() => {
                 let message = match (out, deflater.as_mut()) {
-                    (Some(Outgoing::Text(t)), Some(d)) => match d.frame(Data::Text, t.as_bytes()) {
+                    (Some(Outgoing::Text(t)), Some(d)) => match d.frame(Data::Text, &t) {
                         Ok(frame) => Message::Frame(frame),
-                        Err(_) => Message::Text(t.into()),
+                        Err(_) => text_frame(t),
                     },
                     (Some(Outgoing::Binary(b)), Some(d)) => match d.frame(Data::Binary, &b) {
                         Ok(frame) => Message::Frame(frame),
                         Err(_) => Message::Binary(b),
                     },
-                    (Some(Outgoing::Text(t)), None) => Message::Text(t.into()),
+                    (Some(Outgoing::Text(t)), None) => text_frame(t),
                     (Some(Outgoing::Binary(b)), None) => Message::Binary(b),
                     (Some(Outgoing::Close { code, reason }), _) => {
                         close_sent = Some((code, reason.clone()));
@@ -336,6 +337,11 @@ async fn sleep_until(at: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
+}
+
+/// The app's str is valid UTF-8 already: frame its bytes as they are, without a second check.
+fn text_frame(utf8: bytes::Bytes) -> Message {
+    Message::Frame(Frame::message(utf8, OpCode::Data(Data::Text), true))
 }
 
 fn close_message(code: u16, reason: &str) -> Message {
