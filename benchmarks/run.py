@@ -151,14 +151,19 @@ def tree_pids(pid: int) -> list[int]:
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def tree_cpu_s(pid: int) -> float:
-    """CPU seconds (user + system, all threads) used so far by the live processes of the tree."""
-    ticks = 0
+def tree_cpu_split_s(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds, all threads, used so far by the live processes of the tree."""
+    user = system = 0
     for p in tree_pids(pid):
         with contextlib.suppress(OSError, ValueError, IndexError):
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return ticks / CLK_TCK
+            user, system = user + int(fields[11]), system + int(fields[12])  # fields 14, 15 of stat
+    return user / CLK_TCK, system / CLK_TCK
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, all threads) used so far by the live processes of the tree."""
+    return sum(tree_cpu_split_s(pid))
 
 
 def cpu_jiffies(cpu: int) -> tuple[int, int]:

@@ -55,6 +55,7 @@ from run import (  # noqa: E402
     spawn,
     stop_process,
     tree_cpu_s,
+    tree_cpu_split_s,
 )
 from workloads import Workload  # noqa: E402
 
@@ -140,6 +141,7 @@ class EchoResult:
     # CPU accounting over the measured window (after the client's warm-up), from /proc:
     window_s: float = 0.0
     server_cpu_s: float = 0.0
+    server_sys_s: float = 0.0  # the part of server_cpu_s spent in the kernel
     core_busy: float = 0.0  # fraction of the server's core busy, whoever used it
     client_core_busy: float = 0.0  # the same for the client's core
     client_cpu_s: float = 0.0
@@ -160,6 +162,11 @@ class EchoResult:
     def cpu_us(self) -> float:
         """Server CPU µs per round trip (not inflated by CPU that other processes took)."""
         return self.server_cpu_s / self.round_trips * 1e6 if self.round_trips else 0.0
+
+    @property
+    def sys_us(self) -> float:
+        """The kernel's part of ``cpu_us``: sockets, wakeups, scheduling."""
+        return self.server_sys_s / self.round_trips * 1e6 if self.round_trips else 0.0
 
 
 def client_argv(
@@ -196,10 +203,12 @@ def echo_run(
     proc = spawn(argv, log_path=log_path, cwd=REPO, env=dict(os.environ))
     try:
         _wait(proc, t0 + warmup)
-        cpu0, (busy0, total0), w0 = tree_cpu_s(server.proc.pid), cpu_jiffies(cfg.server_cpu), time.monotonic()
+        (user0, sys0), (busy0, total0) = tree_cpu_split_s(server.proc.pid), cpu_jiffies(cfg.server_cpu)
+        w0 = time.monotonic()
         cbusy0, ctotal0, ccpu0 = *cpu_jiffies(cfg.client_cpu), tree_cpu_s(proc.pid)
         _wait(proc, t0 + warmup + duration)
-        cpu1, (busy1, total1), w1 = tree_cpu_s(server.proc.pid), cpu_jiffies(cfg.server_cpu), time.monotonic()
+        (user1, sys1), (busy1, total1) = tree_cpu_split_s(server.proc.pid), cpu_jiffies(cfg.server_cpu)
+        w1 = time.monotonic()
         cbusy1, ctotal1, ccpu1 = *cpu_jiffies(cfg.client_cpu), tree_cpu_s(proc.pid)
         try:
             proc.wait(CLIENT_GRACE_S + 30)
@@ -209,7 +218,12 @@ def echo_run(
         stop_process(proc)
     output = log_path.read_text(errors="replace")
     data, err = parse_client(output)
-    r = EchoResult(window_s=w1 - w0, server_cpu_s=cpu1 - cpu0, client_cpu_s=ccpu1 - ccpu0)
+    r = EchoResult(
+        window_s=w1 - w0,
+        server_cpu_s=(user1 + sys1) - (user0 + sys0),
+        server_sys_s=sys1 - sys0,
+        client_cpu_s=ccpu1 - ccpu0,
+    )
     r.core_busy = (busy1 - busy0) / (total1 - total0) if total1 > total0 else 0.0
     r.client_core_busy = (cbusy1 - cbusy0) / (ctotal1 - ctotal0) if ctotal1 > ctotal0 else 0.0
     problems: list[str] = []
@@ -369,7 +383,8 @@ def execute(cfg: EchoConfig, servers: dict[str, WsServer]) -> Results:
                         log(
                             f"size {size:<6} {sname:<10} {res.rps:>10.0f} round trips/s  "
                             f"p50 {res.p50_ms:.3f} ms  p99 {res.p99_ms:.3f} ms  "
-                            f"cpu {res.cpu_us:.1f} us/rt  srv {res.server_cpu:.0%} core {res.core_busy:.0%} "
+                            f"cpu {res.cpu_us:.1f} us/rt (kernel {res.sys_us:.1f})  "
+                            f"srv {res.server_cpu:.0%} core {res.core_busy:.0%} "
                             f"client {res.client_cpu:.0%} core {res.client_core_busy:.0%}  {status}"
                         )
     return results
@@ -459,6 +474,7 @@ def report_tables(cfg: EchoConfig, servers: dict[str, WsServer], results: Result
         "Medians over rounds. **errors**: failed connects + unexpected closes + wrong echoes + stuck round "
         "trips, summed over rounds (any error makes the cell invalid). **CPU µs/rt**: the server's CPU time "
         "during the measured window / round trips (not inflated by CPU others took from its core); "
+        "**of it kernel**: the part the kernel spent for the server (system time: sockets, wakeups); "
         "**srv CPU**: the server's CPU use / wall time (100% = one core); **core busy**: the server core's "
         "busy time from /proc/stat, whoever used it; **client CPU** and **client core**: the same two for "
         "the load client and its core. Notes: *shared core* / *shared client core* when other processes used "
@@ -467,7 +483,7 @@ def report_tables(cfg: EchoConfig, servers: dict[str, WsServer], results: Result
         "turboasgi's ratios: its round trips/s over the column server's (same message size).",
         "",
     ]
-    header = ["message", "server", "round trips/s", "p50 ms", "p99 ms", "errors", "CPU µs/rt"]
+    header = ["message", "server", "round trips/s", "p50 ms", "p99 ms", "errors", "CPU µs/rt", "of it kernel"]
     header += ["srv CPU", "core busy", "client CPU", "client core", *(f"vs {p}" for p in peers), "notes"]
     out += ["| " + " | ".join(header) + " |", "|---|---|" + "---:|" * (len(header) - 3) + "---|"]
     for size in cfg.sizes:
@@ -489,6 +505,7 @@ def report_tables(cfg: EchoConfig, servers: dict[str, WsServer], results: Result
                 row += [
                     str(cell.errors()),
                     f"{cell.median('cpu_us'):.1f}",
+                    f"{cell.median('sys_us'):.1f}",
                     f"{cell.median('server_cpu'):.0%}",
                 ]
                 row += [
@@ -599,7 +616,8 @@ def parse_args(argv: Sequence[str]) -> EchoConfig:
         "--uvicorn-ws",
         choices=["websockets", "websockets-sansio", "wsproto"],
         default="websockets-sansio",
-        help="uvicorn's WebSocket implementation, its --ws (default websockets-sansio, which uvicorn's own default --ws auto picks)",
+        help="uvicorn's WebSocket implementation, its --ws (default websockets-sansio: what uvicorn's own "
+        "default, --ws auto, picks)",
     )
     parser.add_argument("--server-cpu", type=int, default=0, help="CPU the server is pinned to (default 0)")
     parser.add_argument("--client-cpu", type=int, default=1, help="CPU the client is pinned to (default 1)")
