@@ -19,7 +19,7 @@ use super::message::{
 };
 use crate::bridge::awaitable::{done, resolve_waiters};
 use crate::bridge::inbox::{Event, Inbox, Wakeable};
-use crate::bridge::outbox::LoopLink;
+use crate::bridge::outbox::{current_loop, LoopLink};
 use crate::errors::ClientDisconnected;
 use crate::server::conn::ConnInfo;
 use crate::server::responses;
@@ -338,24 +338,43 @@ impl WebSocketTransport {
         let Phase::Open { tx } = &st.phase else {
             return Err(ClientDisconnected::new_err("websocket is closed"));
         };
-        let tx = tx.clone();
-        match tx.try_send(message) {
-            Ok(()) => Ok(self.link.sent(py)),
+        let here = current_loop();
+        let at_home = here
+            .as_ref()
+            .is_some_and(|(link, _)| Arc::ptr_eq(link, &self.link));
+        // A slot reserved now keeps the queue bounded; on its own loop the message then travels
+        // with the loop's outbox, from another loop's thread it goes straight to the socket.
+        match tx.clone().try_reserve_owned() {
+            Ok(permit) => {
+                if at_home {
+                    self.link.send_ws(py, permit, message)?;
+                } else {
+                    permit.send(message);
+                }
+                Ok(self.link.sent(py))
+            }
             Err(mpsc::error::TrySendError::Closed(_)) => {
                 st.phase = Phase::Closed;
                 Err(ClientDisconnected::new_err("websocket is closed"))
             }
-            Err(mpsc::error::TrySendError::Full(message)) => {
-                let fut = self.link.new_future(py)?;
+            Err(mpsc::error::TrySendError::Full(tx)) => {
+                // The future belongs to the caller's loop and is resolved through its inbox.
+                let (link, inbox) =
+                    here.unwrap_or_else(|| (self.link.clone(), self.shared.inbox.clone()));
+                let fut = link.new_future(py)?;
                 let resolve = fut.clone_ref(py);
-                let inbox = self.shared.inbox.clone();
-                self.shared.server.runtime.spawn(async move {
+                let work = async move {
                     let delivered = tx.send(message).await.is_ok();
                     inbox.push(Event::SendDone {
                         future: resolve,
                         delivered,
                     });
-                });
+                };
+                if at_home {
+                    self.link.spawn_in_order(py, work)?;
+                } else {
+                    self.shared.server.runtime.spawn(work);
+                }
                 Ok(fut)
             }
         }

@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::inbox::{Event, Inbox};
-use super::outbox::{LoopLink, Outbox};
+use super::outbox::{enter_loop, LoopLink, Outbox};
 use crate::asgi::http::{HttpTransport, RequestCtx};
 use crate::asgi::scope::{build_scope, ScopeKind};
 use crate::asgi::ws::{WebSocketTransport, WsCtx};
@@ -159,6 +159,7 @@ impl LoopHandle {
             Ok(b) => b,
             Err(p) => p.into_inner(),
         };
+        enter_loop(&self.entry.link, &self.entry.inbox);
         self.entry.inbox.take_all(&mut batch);
         while let Some(event) = batch.pop_front() {
             if let Err(err) = self.entry.handle(py, event) {

@@ -1,20 +1,57 @@
-//! Responses from one asyncio loop to the network thread, handed over in batches: the first
-//! response of a loop iteration schedules one flush (`loop.call_soon`), and the flush wakes the
-//! network thread once for every response the iteration produced.
+//! Responses and WebSocket messages from one asyncio loop to the network thread, handed over in
+//! batches: the first of a loop iteration schedules one flush (`loop.call_soon`), and the flush wakes
+//! the network thread once for everything the iteration produced. Waking a socket's task straight
+//! from the loop thread instead cost one eventfd write and a context switch per message.
 
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use http::Response;
 use pyo3::prelude::*;
+use tokio::sync::mpsc::OwnedPermit;
 use tokio::sync::{oneshot, Notify};
 
+use super::inbox::Inbox;
 use crate::asgi::body::ResponseBody;
+use crate::asgi::ws::Outgoing;
 
-type Delivery = (
-    oneshot::Sender<Response<ResponseBody>>,
-    Response<ResponseBody>,
-);
+/// The loop this thread runs and its inbox.
+pub type LoopRef = (Arc<LoopLink>, Arc<Inbox>);
+
+thread_local! {
+    /// Set by the loop's drain. A WebSocket may be sent to from another loop's task (a broadcast):
+    /// that thread must not use the socket's loop's outbox (`call_soon` is not thread-safe).
+    static CURRENT_LOOP: RefCell<Option<LoopRef>> = const { RefCell::new(None) };
+}
+
+/// Records that this thread runs `link`'s loop (cheap when already recorded).
+pub fn enter_loop(link: &Arc<LoopLink>, inbox: &Arc<Inbox>) {
+    CURRENT_LOOP.with(|current| {
+        let mut current = current.borrow_mut();
+        if !current.as_ref().is_some_and(|(l, _)| Arc::ptr_eq(l, link)) {
+            *current = Some((link.clone(), inbox.clone()));
+        }
+    });
+}
+
+/// The loop this thread runs, if it runs one.
+pub fn current_loop() -> Option<LoopRef> {
+    CURRENT_LOOP.with(|current| current.borrow().clone())
+}
+
+enum Delivery {
+    Response(
+        oneshot::Sender<Response<ResponseBody>>,
+        Response<ResponseBody>,
+    ),
+    /// A message for a socket's task, with the queue slot reserved when the app sent it.
+    WebSocket(OwnedPermit<Outgoing>, Outgoing),
+    /// Work that must start after the deliveries queued before it (a send waiting for room).
+    Spawn(Pin<Box<dyn Future<Output = ()> + Send>>),
+}
 
 pub struct Outbox {
     queue: Mutex<Vec<Delivery>>,
@@ -45,7 +82,7 @@ impl Outbox {
         self.bell.notify_one();
     }
 
-    /// Runs on the network thread: completes every queued response's oneshot (local wakeups).
+    /// Runs on the network thread: hands every queued response and message on (local wakeups).
     pub async fn dispatch(self: Arc<Self>) {
         let mut batch = Vec::with_capacity(64);
         loop {
@@ -54,8 +91,18 @@ impl Outbox {
                 Ok(mut q) => std::mem::swap(&mut *q, &mut batch),
                 Err(p) => std::mem::swap(&mut *p.into_inner(), &mut batch),
             }
-            for (tx, response) in batch.drain(..) {
-                let _ = tx.send(response);
+            for delivery in batch.drain(..) {
+                match delivery {
+                    Delivery::Response(tx, response) => {
+                        let _ = tx.send(response);
+                    }
+                    Delivery::WebSocket(permit, message) => {
+                        permit.send(message);
+                    }
+                    Delivery::Spawn(work) => {
+                        tokio::spawn(work);
+                    }
+                }
             }
             if Arc::strong_count(&self) == 1 {
                 return;
@@ -124,9 +171,34 @@ impl LoopLink {
         if tx.is_closed() {
             return Ok(false);
         }
-        if self.outbox.push((tx, response)) {
+        self.deliver(py, Delivery::Response(tx, response))?;
+        Ok(true)
+    }
+
+    /// Hands a WebSocket message to its socket's task at the end of this loop iteration.
+    pub fn send_ws(
+        &self,
+        py: Python<'_>,
+        permit: OwnedPermit<Outgoing>,
+        message: Outgoing,
+    ) -> PyResult<()> {
+        self.deliver(py, Delivery::WebSocket(permit, message))
+    }
+
+    /// Starts `work` on the network thread once everything queued before it was handed on, so a
+    /// message that waits for room cannot overtake one sent earlier.
+    pub fn spawn_in_order(
+        &self,
+        py: Python<'_>,
+        work: impl Future<Output = ()> + Send + 'static,
+    ) -> PyResult<()> {
+        self.deliver(py, Delivery::Spawn(Box::pin(work)))
+    }
+
+    fn deliver(&self, py: Python<'_>, delivery: Delivery) -> PyResult<()> {
+        if self.outbox.push(delivery) {
             self.call_soon.bind(py).call1((self.flush.bind(py),))?;
         }
-        Ok(true)
+        Ok(())
     }
 }
