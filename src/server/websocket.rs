@@ -26,10 +26,11 @@ use crate::asgi::body::ResponseBody;
 use crate::asgi::ws::{Handshake, Incoming, Outgoing, WsCtx, WsShared};
 use crate::bridge::inbox::Event;
 
-/// tungstenite zero-fills up to this much of its read buffer before every read, and allocates it
-/// per socket: its 128 KiB default cost 21% of the CPU of a 32-byte echo. 32 KiB still takes a
-/// 16 KiB message in one read (measured: 80k -> 97k round trips/s at 32 B, 46k -> 62k at 16 KiB).
-const READ_BUFFER_SIZE: usize = 32 * 1024;
+/// tungstenite zero-fills up to this much of its read buffer before every socket read, and allocates
+/// it per socket: its 128 KiB default cost 21% of the CPU of a 32-byte echo. Measured with
+/// benchmarks/ws_echo.py: 16 KiB is as fast as 32 KiB for 32 B and 16 KiB messages (a larger frame
+/// reserves its own room) and halves what an idle socket holds.
+const READ_BUFFER_SIZE: usize = 16 * 1024;
 
 /// How long a closing handshake may take before the socket is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
