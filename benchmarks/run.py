@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -370,9 +370,9 @@ def running(
         stop_process(proc)
 
 
-def display_command(cfg: Config, server: Server, workload: Workload) -> str:
+def display_command(cfg: Config, server: Server, workload: Workload, *, idle_conns: int = 0) -> str:
     """The server's command as a reader would type it: ``python``, paths relative to the repository."""
-    argv = ["taskset", "-c", str(cfg.server_cpu), *server.argv(workload, 8000)]
+    argv = ["taskset", "-c", str(cfg.server_cpu), *server.argv(workload, 8000, idle_conns=idle_conns)]
     argv = ["python" if a == sys.executable else a for a in argv]
     argv = [os.path.relpath(a, REPO) if a.startswith(str(REPO) + os.sep) else a for a in argv]
     return shlex.join(argv)
@@ -531,6 +531,7 @@ class MemResult:
     loaded_kib: int = 0
     conns: int = 0
     alive: int = 0
+    failed: int = 0  # connections that did not open or got no (or the wrong) answer
     error: str = ""
 
     @property
@@ -548,11 +549,30 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
     return status
 
 
+def _get_request(port: int) -> bytes:
+    return f"GET / HTTP/1.1\r\nHost: {HOST}:{port}\r\n\r\n".encode()
+
+
 Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+# What a new idle connection sends (given the server's port; called once per connection), and how its
+# answer is read: to the end, returning the status code.
+RequestFor = Callable[[int], bytes]
+ReadStatus = Callable[[asyncio.StreamReader], Awaitable[int]]
 
 
-async def _open_idle_conns(port: int, count: int, parallel: int) -> tuple[list[Conn], str]:
-    request = f"GET / HTTP/1.1\r\nHost: {HOST}:{port}\r\n\r\n".encode()
+async def _open_idle_conns(
+    port: int,
+    count: int,
+    parallel: int,
+    *,
+    request: RequestFor = _get_request,
+    read_status: ReadStatus = _read_response,
+    expect: int = 200,
+) -> tuple[list[Conn], list[str]]:
+    """Open ``count`` connections, ``parallel`` at a time, each sending one request and reading the answer.
+
+    Returns the connections (failed ones included, to be closed by the caller) and one error per failure.
+    """
     sem = asyncio.Semaphore(parallel)
     conns: list[Conn] = []
     errors: list[str] = []
@@ -562,20 +582,32 @@ async def _open_idle_conns(port: int, count: int, parallel: int) -> tuple[list[C
             try:
                 reader, writer = await asyncio.wait_for(asyncio.open_connection(HOST, port), 10)
                 conns.append((reader, writer))
-                writer.write(request)
-                status = await asyncio.wait_for(_read_response(reader), 10)
-                if status != 200:
+                writer.write(request(port))
+                status = await asyncio.wait_for(read_status(reader), 10)
+                if status != expect:
                     errors.append(f"status {status}")
             except (OSError, ValueError, asyncio.IncompleteReadError, asyncio.TimeoutError) as exc:
                 errors.append(repr(exc))
 
     await asyncio.gather(*(one() for _ in range(count)))
-    err = f"{len(errors)} connections failed (first: {errors[0]})" if errors else ""
-    return conns, err
+    return conns, errors
 
 
-def measure_memory(cfg: Config, server: Server, tmp: Path) -> MemResult:
-    workload = BY_NAME["hello"]
+def measure_memory(
+    cfg: Config,
+    server: Server,
+    tmp: Path,
+    *,
+    workload: Workload = BY_NAME["hello"],
+    request: RequestFor = _get_request,
+    read_status: ReadStatus = _read_response,
+    expect: int = 200,
+) -> MemResult:
+    """RSS of ``server``'s process tree idle, then with ``cfg.memory_conns`` idle connections open.
+
+    Each connection sends ``request(port)`` and reads the answer with ``read_status``, which must be
+    ``expect``; the defaults are one keep-alive ``GET /`` on ``workload``'s app.
+    """
     result = MemResult(conns=cfg.memory_conns)
     with running(server, workload, cfg, tmp, idle_conns=cfg.memory_conns) as run:
         if isinstance(run, str):
@@ -586,7 +618,13 @@ def measure_memory(cfg: Config, server: Server, tmp: Path) -> MemResult:
         loop = asyncio.new_event_loop()
         conns: list[Conn] = []
         try:
-            conns, err = loop.run_until_complete(_open_idle_conns(run.port, cfg.memory_conns, 200))
+            conns, errors = loop.run_until_complete(
+                _open_idle_conns(
+                    run.port, cfg.memory_conns, 200, request=request, read_status=read_status, expect=expect
+                )
+            )
+            result.failed = len(errors)
+            err = f"{len(errors)} connections failed (first: {errors[0]})" if errors else ""
             loop.run_until_complete(asyncio.sleep(2.0))
             result.loaded_kib = tree_rss_kib(run.proc.pid)
             loop.run_until_complete(asyncio.sleep(0.2))

@@ -5,16 +5,20 @@ Every server runs ``apps/ws_echo.py`` pinned to one core (``taskset -c 0``); the
 keeps N connections busy, each sending one message and waiting for its echo in a loop. Servers are
 interleaved round by round and medians are reported. A run with any error (failed connect, unexpected
 close, wrong echo, stuck round trip) is never reported as a number: its cell is marked invalid and the
-harness exits non-zero. Server processes, pinning and stopping come from ``run.py``. See
-``benchmarks/README.md``.
+harness exits non-zero. Then, once per server, the RSS of the server's process tree with N idle
+WebSockets open (``--idle-conns``), with ``run.py``'s memory measurement. Server processes, pinning,
+stopping and memory accounting come from ``run.py``. See ``benchmarks/README.md``.
 
     python benchmarks/ws_echo.py [--duration 10] [--rounds 2] [--sizes 32 16384] [--connections 64]
+                                 [--idle-conns 2000]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import atexit
+import base64
 import contextlib
 import datetime as dt
 import json
@@ -41,6 +45,7 @@ from run import (  # noqa: E402
     HOST,
     REPO,
     Config,
+    MemResult,
     Running,
     Server,
     cpu_jiffies,
@@ -49,6 +54,7 @@ from run import (  # noqa: E402
     git_revision,
     loadavg,
     log,
+    measure_memory,
     mem_total_gib,
     probe_import,
     running,
@@ -268,11 +274,12 @@ class EchoConfig:
     start_timeout: float
     text: bool
     uvicorn_ws: str
+    idle_conns: int
     docs: bool
     tag: str
 
     def run_config(self) -> Config:
-        """What run.py's ``running()`` and ``display_command()`` read (server core, start deadline)."""
+        """What run.py's ``running()``, ``display_command()`` and ``measure_memory()`` read."""
         return Config(
             duration=self.duration,
             rounds=self.rounds,
@@ -282,7 +289,7 @@ class EchoConfig:
             servers=self.servers,
             server_cpu=self.server_cpu,
             client_cpu=self.client_cpu,
-            memory_conns=0,
+            memory_conns=self.idle_conns,
             start_timeout=self.start_timeout,
             wrk_timeout=5.0,
             app_cost=False,
@@ -319,6 +326,8 @@ class Results:
     server_commands: dict[str, str] = field(default_factory=dict)
     client_command: str = ""
     loadavg_start: str = ""
+    memory: dict[str, MemResult] = field(default_factory=dict)  # idle WebSockets, one per server
+    memory_commands: dict[str, str] = field(default_factory=dict)  # where they differ from server_commands
 
     def cell(self, size: int, server: str) -> Cell:
         return self.cells.setdefault(size, {}).setdefault(server, Cell())
@@ -341,6 +350,54 @@ def echo_check(cfg: EchoConfig, server: Running, tmp: Path) -> str | None:
     """One connection for a fraction of a second: every echo checked, before any load."""
     r = echo_run(cfg, server, max(cfg.sizes), tmp, duration=0.3, warmup=0.0, conns=1)
     return None if r.valid else f"echo check failed: {r.error}"
+
+
+def ws_upgrade_request(port: int) -> bytes:
+    """A WebSocket opening handshake with a fresh random key and no extension offered."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    return (
+        f"GET {PATH} HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+
+
+async def read_upgrade_status(reader: asyncio.StreamReader) -> int:
+    """Read the handshake's response head (nothing follows it on an idle WebSocket); its status."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    if status == 101 and not re.search(rb"(?i)\r\nsec-websocket-accept:", head):
+        raise ValueError("101 without Sec-WebSocket-Accept")
+    return status
+
+
+def measure_idle_websockets(
+    cfg: EchoConfig, servers: dict[str, WsServer], results: Results, tmp: Path
+) -> None:
+    """Once per available server: RSS idle, then with ``cfg.idle_conns`` idle WebSockets open."""
+    rcfg = cfg.run_config()
+    for sname in (s for s in cfg.servers if servers[s].available):
+        server = servers[sname]
+        command = run.display_command(rcfg, server, APP, idle_conns=cfg.idle_conns)
+        if command != results.server_commands.get(sname):
+            results.memory_commands[sname] = command
+        log(f"memory: {sname} with {cfg.idle_conns} idle WebSockets")
+        mem = measure_memory(
+            rcfg,
+            server,
+            tmp,
+            workload=APP,
+            request=ws_upgrade_request,
+            read_status=read_upgrade_status,
+            expect=101,
+        )
+        results.memory[sname] = mem
+        if mem.error:
+            log(f"memory: {sname}: INVALID: {mem.error.splitlines()[0]}")
+        else:
+            log(
+                f"memory: {sname}: idle {mem.idle_kib / 1024:.1f} MiB, +{mem.extra_kib / 1024:.1f} MiB with "
+                f"{mem.conns} WebSockets ({mem.extra_kib / mem.conns:.1f} KiB each)"
+            )
 
 
 def execute(cfg: EchoConfig, servers: dict[str, WsServer]) -> Results:
@@ -387,6 +444,8 @@ def execute(cfg: EchoConfig, servers: dict[str, WsServer]) -> Results:
                             f"srv {res.server_cpu:.0%} core {res.core_busy:.0%} "
                             f"client {res.client_cpu:.0%} core {res.client_core_busy:.0%}  {status}"
                         )
+        if cfg.idle_conns > 0:
+            measure_idle_websockets(cfg, servers, results, tmp)
     return results
 
 
@@ -522,15 +581,50 @@ def report_tables(cfg: EchoConfig, servers: dict[str, WsServer], results: Result
                 row.append(notes(cell))
             out.append("| " + " | ".join(row) + " |")
     out.append("")
+    out += memory_table(cfg, results)
     unavailable = [f"- `{s.name}`: {s.reason}" for s in servers.values() if not s.available]
     if unavailable:
         out += ["Not measured:", "", *unavailable, ""]
     return out
 
 
+def memory_table(cfg: EchoConfig, results: Results) -> list[str]:
+    if not results.memory:
+        return []
+    n = cfg.idle_conns
+    out = [f"### Memory with {n:,} idle WebSockets", ""]
+    out += [
+        "RSS of the server's process tree (sum of VmRSS from /proc/PID/status), idle 1 s after start and "
+        f"one plain `GET /` (**RSS before**), then 2 s after {n:,} WebSocket connections to `{PATH}` "
+        "(opened 200 at a time by the harness, from the client's core) completed the opening handshake "
+        "(status 101; no extension offered) and stayed idle: **extra** is the difference, **KiB per "
+        "WebSocket** = extra / connections. One measurement per server, on a fresh server process after the "
+        "echo rounds (its command is under Exact commands). **still open**: connections the server had not "
+        "closed at the measurement; **errors**: connections that failed to open or to complete the "
+        "handshake. Invalid if any connection failed or was closed.",
+        "",
+        "| server | RSS before MiB | extra MiB | KiB per WebSocket | still open | errors |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for s in SERVER_ORDER:
+        mem = results.memory.get(s)
+        if mem is None:
+            continue
+        counts = [f"{mem.alive:,}", str(mem.failed)] if mem.idle_kib else ["", ""]
+        if mem.error:
+            out.append(f"| {s} | **invalid**: {mem.error.splitlines()[0]} | | | {' | '.join(counts)} |")
+        else:
+            out.append(
+                f"| {s} | {mem.idle_kib / 1024:.1f} | {mem.extra_kib / 1024:.1f} | {mem.extra_kib / n:.1f} | "
+                f"{' | '.join(counts)} |"
+            )
+    return [*out, ""]
+
+
 def report_commands(cfg: EchoConfig, results: Results, argv: Sequence[str]) -> list[str]:
     out = ["### Exact commands", "", "```sh", shlex.join(["python", "benchmarks/ws_echo.py", *argv])]
     out += [f"{cmd}  # {name}" for name, cmd in results.server_commands.items()]
+    out += [f"{cmd}  # {name}, idle WebSockets" for name, cmd in results.memory_commands.items()]
     if results.client_command:
         sizes = " ".join(map(str, cfg.sizes))
         out.append(f"{results.client_command}  # client, SIZE in {sizes}")
@@ -568,6 +662,7 @@ def write_outputs(
             str(size): {s: {"error": c.error, "runs": [asdict(r) for r in c.runs]} for s, c in by_s.items()}
             for size, by_s in results.cells.items()
         },
+        "memory": {s: asdict(m) for s, m in results.memory.items()},
     }
     raw_path.write_text(json.dumps(raw, indent=1))
     log(f"wrote {os.path.relpath(md_path, REPO)}")
@@ -619,6 +714,14 @@ def parse_args(argv: Sequence[str]) -> EchoConfig:
         help="uvicorn's WebSocket implementation, its --ws (default websockets-sansio: what uvicorn's own "
         "default, --ws auto, picks)",
     )
+    parser.add_argument(
+        "--idle-conns",
+        type=int,
+        default=2000,
+        metavar="N",
+        help="idle WebSockets for the memory measurement, once per server after the rounds (default 2000; "
+        "0 skips it)",
+    )
     parser.add_argument("--server-cpu", type=int, default=0, help="CPU the server is pinned to (default 0)")
     parser.add_argument("--client-cpu", type=int, default=1, help="CPU the client is pinned to (default 1)")
     parser.add_argument(
@@ -641,6 +744,8 @@ def parse_args(argv: Sequence[str]) -> EchoConfig:
         parser.error("--duration must be > 0, --warmup >= 0 and --rounds >= 1")
     if args.connections < 1 or any(s < 1 for s in args.sizes):
         parser.error("--connections and --sizes must be at least 1")
+    if args.idle_conns < 0:
+        parser.error("--idle-conns must be >= 0")
     return EchoConfig(
         duration=args.duration,
         rounds=args.rounds,
@@ -653,6 +758,7 @@ def parse_args(argv: Sequence[str]) -> EchoConfig:
         start_timeout=args.start_timeout,
         text=args.text,
         uvicorn_ws=args.uvicorn_ws,
+        idle_conns=args.idle_conns,
         docs=not args.no_docs,
         tag=args.tag,
     )
@@ -670,7 +776,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if err:
         log(err)
         return 1
-    run.raise_nofile(cfg.connections + 1024)
+    nofile = run.raise_nofile(max(cfg.connections, cfg.idle_conns) + 1024)
+    if cfg.idle_conns + 100 > nofile:
+        log(f"RLIMIT_NOFILE is {nofile}: memory measurement lowered to {nofile - 200} idle WebSockets")
+        cfg.idle_conns = max(0, nofile - 200)
     # The harness itself stays off the server's core.
     with contextlib.suppress(OSError):
         os.sched_setaffinity(0, {cfg.client_cpu})
@@ -690,6 +799,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for s, cell in by_s.items()
         if not cell.valid
     ]
+    invalid += [f"memory {s}: {m.error.splitlines()[0]}" for s, m in results.memory.items() if m.error]
     for line in invalid:
         log(f"INVALID {line}")
     for s in servers.values():
