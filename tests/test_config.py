@@ -262,6 +262,7 @@ def test_core_config_defaults(fake_core: dict[str, Any]) -> None:
         "ws_max_size": 16 * 1024 * 1024,
         "ws_ping_interval": 20.0,
         "ws_ping_timeout": 20.0,
+        "ws_per_message_deflate": True,
     }
 
 
@@ -278,6 +279,7 @@ def test_core_config_mapping(fake_core: dict[str, Any]) -> None:
         forwarded_allow_ips="10.0.0.1,10.0.0.2",
         h11_max_incomplete_event_size=1024,
         ws="none",
+        ws_per_message_deflate=False,
     ).core_config()
     assert fake_core["root_path"] == "/api"
     assert fake_core["date_header"] is False
@@ -290,6 +292,7 @@ def test_core_config_mapping(fake_core: dict[str, Any]) -> None:
     assert fake_core["forwarded_allow_ips"] == ["10.0.0.1", "10.0.0.2"]
     assert fake_core["max_header_bytes"] == 1024
     assert fake_core["ws_enabled"] is False
+    assert fake_core["ws_per_message_deflate"] is False
 
 
 def test_core_config_tokio_threads(fake_core: dict[str, Any]) -> None:
