@@ -193,6 +193,11 @@ async fn run_socket<S>(
     // Set once we sent a close frame: wait (bounded) for the client's reply, then stop.
     let mut closing_deadline: Option<Instant> = None;
     let mut close_sent: Option<(u16, String)> = None;
+    // One timer for the socket, moved only when its deadline changes: a fresh sleep per loop turn
+    // (two turns per echoed message) registered and removed a timer-wheel entry every time.
+    let timer = tokio::time::sleep_until(Instant::now());
+    tokio::pin!(timer);
+    let mut timer_at: Option<Instant> = None;
 
     loop {
         if let Some(deadline) = closing_deadline {
@@ -216,6 +221,12 @@ async fn run_socket<S>(
         .into_iter()
         .flatten()
         .min();
+        if wake_at != timer_at {
+            if let Some(at) = wake_at {
+                timer.as_mut().reset(at);
+            }
+            timer_at = wake_at;
+        }
         tokio::select! {
             frame = stream.next(), if room => match frame {
                 Some(Ok(Message::Text(text))) => {
@@ -305,7 +316,8 @@ async fn run_socket<S>(
                     let _ = sink.send(close_message(1012, "")).await;
                 }
             }
-            _ = sleep_until(wake_at) => {
+            _ = &mut timer, if timer_at.is_some() => {
+                timer_at = None;
                 let now = Instant::now();
                 if let (Some(since), Some(timeout)) = (awaiting_pong_since, ping_timeout) {
                     if now >= since + timeout && close_sent.is_none() {
@@ -330,13 +342,6 @@ async fn run_socket<S>(
                 }
             }
         }
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 
