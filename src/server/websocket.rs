@@ -185,6 +185,16 @@ async fn run_socket<S>(
 {
     let settings = &shared.server.settings;
     let mut shutdown: watch::Receiver<ShutdownStage> = shared.server.shutdown_receiver();
+    // Built once: a fresh `changed()` per loop turn joined and left the server-wide waiter list.
+    let shutdown_started = async move {
+        while *shutdown.borrow_and_update() == ShutdownStage::Running {
+            if shutdown.changed().await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::pin!(shutdown_started);
+    let mut shutdown_seen = false;
     let (mut sink, mut stream) = ws.split();
     let ping_interval = settings.ws_ping_interval;
     let ping_timeout = settings.ws_ping_timeout;
@@ -309,12 +319,11 @@ async fn run_socket<S>(
                     return;
                 }
             }
-            changed = shutdown.changed(), if close_sent.is_none() => {
-                if changed.is_err() || *shutdown.borrow() != ShutdownStage::Running {
-                    close_sent = Some((1012, String::new()));
-                    closing_deadline = Some(Instant::now() + Duration::from_secs(1));
-                    let _ = sink.send(close_message(1012, "")).await;
-                }
+            _ = &mut shutdown_started, if close_sent.is_none() && !shutdown_seen => {
+                shutdown_seen = true;
+                close_sent = Some((1012, String::new()));
+                closing_deadline = Some(Instant::now() + Duration::from_secs(1));
+                let _ = sink.send(close_message(1012, "")).await;
             }
             _ = &mut timer, if timer_at.is_some() => {
                 timer_at = None;
