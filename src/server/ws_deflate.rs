@@ -10,31 +10,40 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+use flate2::{Decompress, FlushDecompress, Status};
 use http::HeaderValue;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
+use zlib_rs::{Deflate, DeflateConfig, DeflateFlush};
 
 /// What every compressed message ends with after a sync flush; RFC 7692 7.2.1 strips it on the
 /// wire and 7.2.2 has the receiver append it again.
 const SYNC_TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
 /// zlib's default level, as uvicorn (websockets) uses.
-const LEVEL: u32 = 6;
+const LEVEL: i32 = 6;
 
 /// The raw-deflate window sizes zlib can produce (it cannot do 8 without a zlib header).
 const MIN_SERVER_WINDOW_BITS: u8 = 9;
 const MAX_WINDOW_BITS: u8 = 15;
 
+/// uvicorn's choice, kept for memory: 4 KiB windows both ways (asked of the client when it lets us)
+/// and memLevel 5 make a compressor about 35 KiB instead of 256 KiB per socket.
+const PREFERRED_WINDOW_BITS: u8 = 12;
+const MEM_LEVEL: i32 = 5;
+
 const READ_CHUNK: usize = 16 * 1024;
 
 /// The accepted parameters of one permessage-deflate offer.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeflateParams {
     server_no_context_takeover: bool,
     client_no_context_takeover: bool,
-    server_max_window_bits: Option<u8>,
+    /// The window the server compresses with (at most what the client allowed).
+    server_window_bits: u8,
+    /// What we ask of the client's window, when its offer lets us (`client_max_window_bits`).
+    client_window_bits: Option<u8>,
 }
 
 impl DeflateParams {
@@ -53,8 +62,13 @@ impl DeflateParams {
         if !name.eq_ignore_ascii_case("permessage-deflate") {
             return None;
         }
-        let mut params = DeflateParams::default();
-        let mut client_max_window_bits = false;
+        let mut params = DeflateParams {
+            server_no_context_takeover: false,
+            client_no_context_takeover: false,
+            server_window_bits: PREFERRED_WINDOW_BITS,
+            client_window_bits: None,
+        };
+        let (mut server_bits_seen, mut client_bits_seen) = (false, false);
         for part in parts {
             let (key, value) = match part.split_once('=') {
                 Some((k, v)) => (k.trim(), Some(unquote(v.trim())?)),
@@ -69,19 +83,22 @@ impl DeflateParams {
                 ("client_no_context_takeover", None) if !params.client_no_context_takeover => {
                     params.client_no_context_takeover = true;
                 }
-                ("server_max_window_bits", Some(v)) if params.server_max_window_bits.is_none() => {
+                ("server_max_window_bits", Some(v)) if !server_bits_seen => {
                     let bits = window_bits(v)?;
                     if bits < MIN_SERVER_WINDOW_BITS {
                         return None;
                     }
-                    params.server_max_window_bits = Some(bits);
+                    server_bits_seen = true;
+                    params.server_window_bits = bits.min(PREFERRED_WINDOW_BITS);
                 }
-                ("client_max_window_bits", v) if !client_max_window_bits => {
-                    if let Some(v) = v {
-                        window_bits(v)?;
-                    }
-                    // Our inflater always has a 32 KiB window: any client window decodes.
-                    client_max_window_bits = true;
+                ("client_max_window_bits", v) if !client_bits_seen => {
+                    let allowed = match v {
+                        Some(v) => window_bits(v)?,
+                        None => MAX_WINDOW_BITS,
+                    };
+                    client_bits_seen = true;
+                    // Only a request: our inflater keeps a 32 KiB window and decodes any client.
+                    params.client_window_bits = Some(allowed.min(PREFERRED_WINDOW_BITS));
                 }
                 _ => return None,
             }
@@ -97,8 +114,12 @@ impl DeflateParams {
         if self.client_no_context_takeover {
             value.push_str("; client_no_context_takeover");
         }
-        if let Some(bits) = self.server_max_window_bits {
-            value.push_str(&format!("; server_max_window_bits={bits}"));
+        value.push_str(&format!(
+            "; server_max_window_bits={}",
+            self.server_window_bits
+        ));
+        if let Some(bits) = self.client_window_bits {
+            value.push_str(&format!("; client_max_window_bits={bits}"));
         }
         HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("permessage-deflate"))
     }
@@ -141,7 +162,7 @@ fn split_outside_quotes(sep: char) -> impl Fn(&str) -> std::vec::IntoIter<&str> 
 
 /// Compresses the messages the app sends, one frame per message with RSV1 set.
 pub struct MessageDeflater {
-    compress: Option<Compress>,
+    compress: Option<Deflate>,
     window_bits: u8,
     reset_each: bool,
 }
@@ -150,33 +171,41 @@ impl MessageDeflater {
     pub fn new(params: &DeflateParams) -> Self {
         MessageDeflater {
             compress: None,
-            window_bits: params.server_max_window_bits.unwrap_or(MAX_WINDOW_BITS),
+            window_bits: params.server_window_bits,
             reset_each: params.server_no_context_takeover,
         }
     }
 
     pub fn frame(&mut self, opcode: Data, data: &[u8]) -> io::Result<Frame> {
-        // Allocated on the first message: an idle socket holds no compressor (~256 KiB).
+        // Allocated on the first message: an idle socket holds no compressor.
         let window_bits = self.window_bits;
         let compress = self.compress.get_or_insert_with(|| {
-            Compress::new_with_window_bits(Compression::new(LEVEL), false, window_bits)
+            Deflate::new_with_config(DeflateConfig {
+                level: LEVEL,
+                window_bits: -i32::from(window_bits),
+                mem_level: MEM_LEVEL,
+                ..DeflateConfig::default()
+            })
         });
-        let mut out = Vec::with_capacity(data.len() / 2 + 64);
+        let mut out = vec![0u8; data.len() / 2 + 64];
+        let mut written = 0;
         let mut input = data;
         loop {
-            if out.capacity() - out.len() < 64 {
-                out.reserve(out.capacity().max(1024));
+            if out.len() - written < 64 {
+                out.resize(out.len() * 2, 0);
             }
-            let before = compress.total_in();
+            let (in_before, out_before) = (compress.total_in(), compress.total_out());
             compress
-                .compress_vec(input, &mut out, FlushCompress::Sync)
-                .map_err(io::Error::other)?;
-            input = &input[(compress.total_in() - before) as usize..];
+                .compress(input, &mut out[written..], DeflateFlush::SyncFlush)
+                .map_err(|e| io::Error::other(e.as_str()))?;
+            input = &input[(compress.total_in() - in_before) as usize..];
+            written += (compress.total_out() - out_before) as usize;
             // Done when all input is in and the flush left spare room (nothing pending).
-            if input.is_empty() && out.len() < out.capacity() {
+            if input.is_empty() && written < out.len() {
                 break;
             }
         }
+        out.truncate(written);
         if out.ends_with(&SYNC_TAIL) {
             out.truncate(out.len() - SYNC_TAIL.len());
         }
@@ -479,7 +508,7 @@ mod tests {
         let p = offer("x-foo, permessage-deflate; server_max_window_bits=8, permessage-deflate; server_no_context_takeover; server_max_window_bits=\"10\"; client_max_window_bits").unwrap();
         assert_eq!(
             p.response_header(),
-            "permessage-deflate; server_no_context_takeover; server_max_window_bits=10"
+            "permessage-deflate; server_no_context_takeover; server_max_window_bits=10; client_max_window_bits=12"
         );
         assert!(offer("permessage-deflate; foo").is_none());
         assert!(offer(
@@ -492,7 +521,13 @@ mod tests {
         assert!(offer("permessage-deflate; server_no_context_takeover=1").is_none());
         assert_eq!(
             offer("permessage-deflate").unwrap().response_header(),
-            "permessage-deflate"
+            "permessage-deflate; server_max_window_bits=12"
+        );
+        assert_eq!(
+            offer("permessage-deflate; client_max_window_bits=9; server_max_window_bits=15")
+                .unwrap()
+                .response_header(),
+            "permessage-deflate; server_max_window_bits=12; client_max_window_bits=9"
         );
     }
 
