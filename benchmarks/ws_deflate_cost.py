@@ -1,4 +1,5 @@
-"""What permessage-deflate costs the server: CPU per WebSocket round trip with and without it.
+"""What permessage-deflate costs the server: CPU per WebSocket round trip with and without it, and
+memory per socket that has compressed.
 
 The echo app of ``ws_echo.py`` runs under turboasgi and uvicorn (same pinning: server on one core);
 the client is the Python ``websockets`` library, which negotiates permessage-deflate unless told not
@@ -7,6 +8,7 @@ trip (from /proc), which does not depend on how fast the client is.
 
     python benchmarks/ws_deflate_cost.py                 # 8 connections x 2,000 messages per case
     python benchmarks/ws_deflate_cost.py --messages 500  # quicker
+    python benchmarks/ws_deflate_cost.py --held 1000     # memory figure with 1,000 open sockets
 
 Writes ``benchmarks/results/<date>-ws-deflate.md`` and prints the table.
 """
@@ -28,7 +30,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 import run  # noqa: E402
-from run import log, running, tree_cpu_s  # noqa: E402
+from run import log, running, tree_cpu_s, tree_rss_kib  # noqa: E402
 from ws_echo import APP, PATH, discover, parse_args  # noqa: E402
 
 SIZE = 16 * 1024
@@ -68,16 +70,39 @@ async def load(port: int, payload: str | bytes, compression: str | None, conns: 
     return sum(await asyncio.gather(*(one() for _ in range(conns))))
 
 
+async def hold_compressed(port: int, count: int, pid: int) -> float:
+    """KiB of server memory per open WebSocket that has sent and received one compressed message
+    (so both its compressor and its decompressor exist)."""
+    from websockets.asyncio.client import connect
+
+    before = tree_rss_kib(pid)
+    message = PAYLOADS["JSON-like text, 16 KiB"]
+    sockets = []
+    try:
+        for _ in range(count):
+            ws = await connect(f"ws://{run.HOST}:{port}{PATH}", max_size=None, ping_interval=None)
+            sockets.append(ws)
+            await ws.send(message)
+            if await ws.recv() != message:
+                raise RuntimeError("wrong echo")
+        await asyncio.sleep(2)
+        return (tree_rss_kib(pid) - before) / count
+    finally:
+        await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--messages", type=int, default=2000, help="per connection and case")
+    parser.add_argument("--held", type=int, default=500, help="open compressed sockets for the memory figure")
     args = parser.parse_args()
     cfg = parse_args(["--servers", "turboasgi", "uvicorn", "--no-docs"])
     servers = discover(cfg)
     rcfg = cfg.run_config()
     os.sched_setaffinity(0, {cfg.client_cpu})
     rows: list[str] = []
+    memory: list[str] = []
     with tempfile.TemporaryDirectory(prefix="turboasgi-ws-deflate-") as tmpdir:
         for name in ("turboasgi", "uvicorn"):
             server = servers[name]
@@ -104,6 +129,9 @@ def main() -> int:
                     rows.append(
                         f"| {name} | {label} | {cells[0]:.1f} | {cells[1]:.1f} | {cells[0] - cells[1]:+.1f} |"
                     )
+                kib = asyncio.run(hold_compressed(live.port, args.held, live.proc.pid))
+                log(f"{name:<10} {kib:.1f} KiB per open socket after one compressed echo")
+                memory.append(f"| {name} | {kib:.1f} |")
     today = dt.date.today().isoformat()
     text = "\n".join(
         [
@@ -112,12 +140,20 @@ def main() -> int:
             f"`python benchmarks/ws_deflate_cost.py --connections {args.connections} "
             f"--messages {args.messages}`: server CPU µs per echo round trip (server pinned to CPU "
             f"{cfg.server_cpu}, the `websockets` client on CPU {cfg.client_cpu}); uvicorn "
-            f"`--ws {cfg.uvicorn_ws}`. Both servers compress at zlib level 6 with a 32 KiB window "
-            "(the client offers only `client_max_window_bits`).",
+            f"`--ws {cfg.uvicorn_ws}`. Both compress at zlib level 6, memLevel 5; to the client's default "
+            "offer uvicorn answers with 4 KiB windows (`server_max_window_bits=12; "
+            "client_max_window_bits=12`), turboasgi keeps 32 KiB windows.",
             "",
             "| server | message | with deflate | without | deflate adds |",
             "|---|---|---:|---:|---:|",
             *rows,
+            "",
+            f"Server memory per open WebSocket after one compressed 16 KiB echo each ({args.held:,} held "
+            "open, RSS of the server's process tree before and after):",
+            "",
+            "| server | KiB per socket |",
+            "|---|---:|",
+            *memory,
             "",
         ]
     )
