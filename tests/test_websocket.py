@@ -365,9 +365,12 @@ def test_close_before_accept_is_403(server: ServerProcess) -> None:
 
 def test_app_error_before_accept_is_500(server: ServerProcess) -> None:
     for path in ("/error-before", "/return-before"):
+        key = new_id()
         with RawWebSocket(server.address) as raw:
-            raw.send(raw.handshake_bytes(f"{path}?id={new_id()}"))
+            raw.send(raw.handshake_bytes(f"{path}?id={key}"))
             assert raw.read_response().status == 500  # spec W8
+        # the access line reports the answer the client got, as uvicorn's does
+        server.wait_for_output(re.compile(rf'"WebSocket {path}\?id={key}" 500'))
     server.wait_for_output("boom before accept")
     server.wait_for_output("ASGI callable returned without sending handshake.")
 
