@@ -5,6 +5,7 @@ mod bridge;
 mod config;
 mod errors;
 mod server;
+mod sync;
 
 use pyo3::prelude::*;
 

@@ -24,6 +24,7 @@ use crate::errors::ClientDisconnected;
 use crate::server::conn::ConnInfo;
 use crate::server::responses;
 use crate::server::Shared;
+use crate::sync::lock_or_recover;
 
 /// How many request-body bytes are read ahead of the app.
 const READ_AHEAD: usize = 64 * 1024;
@@ -103,10 +104,7 @@ impl RequestShared {
     }
 
     fn lock(&self) -> MutexGuard<'_, RequestState> {
-        match self.state.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
+        lock_or_recover(&self.state)
     }
 
     /// Called once when hyper is done with the request (response written or connection lost).
@@ -316,10 +314,7 @@ impl HttpTransport {
     }
 
     fn lock(&self) -> MutexGuard<'_, TransportState> {
-        match self.state.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
+        lock_or_recover(&self.state)
     }
 
     fn new_future(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {

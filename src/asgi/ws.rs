@@ -24,12 +24,7 @@ use crate::errors::ClientDisconnected;
 use crate::server::conn::ConnInfo;
 use crate::server::responses;
 use crate::server::Shared;
-
-fn lock_or_recover<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+use crate::sync::lock_or_recover;
 
 /// Messages from the client buffered before the app reads them.
 pub const INCOMING_QUEUE: usize = 16;
@@ -338,10 +333,7 @@ impl WebSocketTransport {
         let Phase::Open { tx } = &st.phase else {
             return Err(ClientDisconnected::new_err("websocket is closed"));
         };
-        let here = current_loop();
-        let at_home = here
-            .as_ref()
-            .is_some_and(|(link, _)| Arc::ptr_eq(link, &self.link));
+        let at_home = self.link.is_current();
         // A slot reserved now keeps the queue bounded; on its own loop the message then travels
         // with the loop's outbox, from another loop's thread it goes straight to the socket.
         match tx.clone().try_reserve_owned() {
@@ -359,8 +351,8 @@ impl WebSocketTransport {
             }
             Err(mpsc::error::TrySendError::Full(tx)) => {
                 // The future belongs to the caller's loop and is resolved through its inbox.
-                let (link, inbox) =
-                    here.unwrap_or_else(|| (self.link.clone(), self.shared.inbox.clone()));
+                let (link, inbox) = current_loop()
+                    .unwrap_or_else(|| (self.link.clone(), self.shared.inbox.clone()));
                 let fut = link.new_future(py)?;
                 let resolve = fut.clone_ref(py);
                 let work = async move {

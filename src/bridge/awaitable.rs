@@ -1,6 +1,7 @@
 //! An awaitable that is already complete: `await` returns its value without a trip through the
 //! event loop. Used when `send()` fits the channel or `receive()` has buffered data.
 
+use crate::sync::lock_or_recover;
 use pyo3::exceptions::PyStopIteration;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -91,10 +92,7 @@ impl Done {
     }
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let value = match self.value.lock() {
-            Ok(mut v) => v.take(),
-            Err(p) => p.into_inner().take(),
-        };
+        let value = lock_or_recover(&self.value).take();
         Err(PyStopIteration::new_err((
             value.unwrap_or_else(|| py.None()),
         )))

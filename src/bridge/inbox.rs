@@ -13,6 +13,7 @@ use pyo3::prelude::*;
 
 use crate::asgi::http::RequestCtx;
 use crate::asgi::ws::WsCtx;
+use crate::sync::lock_or_recover;
 
 /// Something whose waiting `receive()` futures may now be resolvable.
 pub trait Wakeable: Send + Sync {
@@ -99,10 +100,7 @@ impl Inbox {
     }
 
     pub fn push(&self, event: Event) {
-        match self.queue.lock() {
-            Ok(mut q) => q.push_back(event),
-            Err(poisoned) => poisoned.into_inner().push_back(event),
-        }
+        lock_or_recover(&self.queue).push_back(event);
         if !self.armed.swap(true, Ordering::AcqRel) {
             self.doorbell.notify_one();
         }
@@ -121,10 +119,7 @@ impl Inbox {
             );
         }
         self.armed.store(false, Ordering::Release);
-        let mut q = match self.queue.lock() {
-            Ok(q) => q,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut q = lock_or_recover(&self.queue);
         std::mem::swap(&mut *q, into);
     }
 }

@@ -16,6 +16,7 @@ use crate::asgi::ws::{WebSocketTransport, WsCtx};
 use crate::errors::ClientDisconnected;
 use crate::server::conn::close_after;
 use crate::server::Shared;
+use crate::sync::lock_or_recover;
 
 pub struct LoopEntry {
     inbox: Arc<Inbox>,
@@ -155,10 +156,7 @@ impl LoopHandle {
     }
 
     fn drain(&self, py: Python<'_>) {
-        let mut batch = match self.entry.batch.lock() {
-            Ok(b) => b,
-            Err(p) => p.into_inner(),
-        };
+        let mut batch = lock_or_recover(&self.entry.batch);
         enter_loop(&self.entry.link, &self.entry.inbox);
         self.entry.inbox.take_all(&mut batch);
         while let Some(event) = batch.pop_front() {

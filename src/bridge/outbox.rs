@@ -17,6 +17,7 @@ use tokio::sync::{oneshot, Notify};
 use super::inbox::Inbox;
 use crate::asgi::body::ResponseBody;
 use crate::asgi::ws::Outgoing;
+use crate::sync::lock_or_recover;
 
 /// The loop this thread runs and its inbox.
 pub type LoopRef = (Arc<LoopLink>, Arc<Inbox>);
@@ -40,6 +41,18 @@ pub fn enter_loop(link: &Arc<LoopLink>, inbox: &Arc<Inbox>) {
 /// The loop this thread runs, if it runs one.
 pub fn current_loop() -> Option<LoopRef> {
     CURRENT_LOOP.with(|current| current.borrow().clone())
+}
+
+impl LoopLink {
+    /// Whether this thread runs this link's loop (no reference counts touched: every send asks).
+    pub fn is_current(self: &Arc<Self>) -> bool {
+        CURRENT_LOOP.with(|current| {
+            current
+                .borrow()
+                .as_ref()
+                .is_some_and(|(link, _)| Arc::ptr_eq(link, self))
+        })
+    }
 }
 
 enum Delivery {
@@ -70,10 +83,7 @@ impl Outbox {
 
     /// Queues a response; true when the caller must schedule a flush.
     fn push(&self, delivery: Delivery) -> bool {
-        match self.queue.lock() {
-            Ok(mut q) => q.push(delivery),
-            Err(p) => p.into_inner().push(delivery),
-        }
+        lock_or_recover(&self.queue).push(delivery);
         !self.flush_scheduled.swap(true, Ordering::AcqRel)
     }
 
@@ -87,10 +97,7 @@ impl Outbox {
         let mut batch = Vec::with_capacity(64);
         loop {
             self.bell.notified().await;
-            match self.queue.lock() {
-                Ok(mut q) => std::mem::swap(&mut *q, &mut batch),
-                Err(p) => std::mem::swap(&mut *p.into_inner(), &mut batch),
-            }
+            std::mem::swap(&mut *lock_or_recover(&self.queue), &mut batch);
             for delivery in batch.drain(..) {
                 match delivery {
                     Delivery::Response(tx, response) => {

@@ -68,34 +68,22 @@ impl ConnInfo {
     }
 
     pub fn client_tuple<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        if let Some(t) = self.client_py.get() {
-            return Ok(t.bind(py).clone());
-        }
-        let value = match &self.client {
-            Some((host, port)) => (host.as_str(), *port).into_pyobject(py)?.into_any(),
-            None => py.None().into_bound(py),
-        };
-        Ok(self
-            .client_py
-            .get_or_init(|| value.clone().unbind())
-            .bind(py)
-            .clone())
+        built_once(&self.client_py, py, || {
+            Ok(match &self.client {
+                Some((host, port)) => (host.as_str(), *port).into_pyobject(py)?.into_any(),
+                None => py.None().into_bound(py),
+            })
+        })
     }
 
     pub fn server_tuple<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        if let Some(t) = self.server_py.get() {
-            return Ok(t.bind(py).clone());
-        }
-        let value = match &self.server {
-            Some((host, Some(port))) => (host.as_str(), *port).into_pyobject(py)?.into_any(),
-            Some((path, None)) => (path.as_str(), py.None()).into_pyobject(py)?.into_any(),
-            None => py.None().into_bound(py),
-        };
-        Ok(self
-            .server_py
-            .get_or_init(|| value.clone().unbind())
-            .bind(py)
-            .clone())
+        built_once(&self.server_py, py, || {
+            Ok(match &self.server {
+                Some((host, Some(port))) => (host.as_str(), *port).into_pyobject(py)?.into_any(),
+                Some((path, None)) => (path.as_str(), py.None()).into_pyobject(py)?.into_any(),
+                None => py.None().into_bound(py),
+            })
+        })
     }
 
     pub fn request_started(&self) {
@@ -125,6 +113,19 @@ impl ConnInfo {
             }
         }
     }
+}
+
+/// A Python value of the connection, built on first use and shared by all its scopes.
+fn built_once<'py>(
+    cell: &OnceLock<Py<PyAny>>,
+    py: Python<'py>,
+    build: impl FnOnce() -> PyResult<Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    if let Some(value) = cell.get() {
+        return Ok(value.bind(py).clone());
+    }
+    let value = build()?;
+    Ok(cell.get_or_init(|| value.unbind()).bind(py).clone())
 }
 
 async fn handle(
