@@ -158,12 +158,13 @@ def close_info(ws: ClientConnection) -> tuple[int | None, str | None]:
     return (rcvd.code, rcvd.reason) if rcvd is not None else (None, None)
 
 
-def rss_kib(pid: int) -> int:
+def proc_status_kib(pid: int, field: str = "VmRSS") -> int:
+    """A memory figure of /proc/PID/status in KiB: ``VmRSS`` (now) or ``VmHWM`` (peak)."""
     with open(f"/proc/{pid}/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1])
-    raise AssertionError("no VmRSS")
+    raise AssertionError(f"no {field}")
 
 
 @pytest.fixture(scope="module")
@@ -503,7 +504,7 @@ def test_backpressure_blocks_send_and_bounds_memory(server: ServerProcess) -> No
     assert server.proc is not None
     key = new_id()
     size, limit = 65536, 2000  # 128 MiB if nothing held the app back
-    before = rss_kib(server.proc.pid)
+    before = proc_status_kib(server.proc.pid)
     with RawWebSocket(server.address, timeout=10) as raw:
         raw.open(f"/flood?id={key}&size={size}&limit={limit}")
         # the client reads nothing: the app's send() must block, so its count stops growing
@@ -518,7 +519,7 @@ def test_backpressure_blocks_send_and_bounds_memory(server: ServerProcess) -> No
         stalled_at = history[-1]
         print(f"send() blocked after {stalled_at} messages of {size} bytes")
         assert stalled_at < limit // 2, f"send() did not block: {stalled_at} messages sent"
-        grown_mib = (rss_kib(server.proc.pid) - before) / 1024
+        grown_mib = (proc_status_kib(server.proc.pid) - before) / 1024
         print(f"server RSS grew by {grown_mib:.1f} MiB")
         assert grown_mib < 48, f"server RSS grew by {grown_mib:.0f} MiB with a non-reading client"
         # reading resumes the flow: every message arrives, whole and in order

@@ -33,6 +33,7 @@ from tests.test_websocket import (
     frame,
     has,
     new_id,
+    proc_status_kib,
     wait_events,
     ws_url,
 )
@@ -82,14 +83,6 @@ def window_bits(extension: str) -> int:
         if name == "server_max_window_bits":
             return int(value)
     return 15
-
-
-def peak_rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmHWM")
 
 
 class DeflateSocket(RawWebSocket):
@@ -480,12 +473,12 @@ def test_inflated_size_limit_and_bomb() -> None:
         # limit instead of inflating it all (its peak RSS shows it)
         bomb = deflate(bytes(48 << 20))
         assert len(bomb) < limit
-        peak_before = peak_rss_kib(srv.proc.pid)
+        peak_before = proc_status_kib(srv.proc.pid, "VmHWM")
         with DeflateSocket(srv.address, timeout=10) as ws:
             assert ws.negotiate(f"/echo?id={new_id()}", [DEFLATE]) == DEFLATE
             ws.send(dframe(OP_BINARY, bomb, rsv1=True))
             assert ws.close_code() == 1009
-        grown_mib = (peak_rss_kib(srv.proc.pid) - peak_before) / 1024
+        grown_mib = (proc_status_kib(srv.proc.pid, "VmHWM") - peak_before) / 1024
         print(f"server peak RSS grew by {grown_mib:.1f} MiB on a 48 MiB bomb")
         assert grown_mib < 16, f"the server's peak RSS grew by {grown_mib:.0f} MiB on the bomb"
 
