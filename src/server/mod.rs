@@ -2,8 +2,10 @@
 //! protocol-agnostic service, WebSocket upgrades, shutdown, and the Python-facing `ServerCore`.
 
 pub mod conn;
+mod heap_trim;
 pub mod listener;
 pub mod loops;
+mod parked_io;
 pub mod service;
 pub mod validate;
 pub mod websocket;
@@ -89,8 +91,10 @@ impl ServerCore {
         let error_logger = logging
             .call_method1("getLogger", ("turboasgi.error",))?
             .unbind();
+        let shared = Arc::new(Shared::new(settings, runtime, error_logger));
+        runtime.spawn(heap_trim::trim_after_floods(Arc::downgrade(&shared)));
         Ok(ServerCore {
-            shared: Arc::new(Shared::new(settings, runtime, error_logger)),
+            shared,
             loops: Arc::new(Loops::default()),
         })
     }
