@@ -10,10 +10,10 @@ use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use bytes::{Buf, Bytes};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Bytes read at once while parked: a typical request head fits, a bigger one is read on by hyper.
 const PARKED_READ: usize = 1024;
@@ -64,10 +64,15 @@ where
 
     /// Waits on the bare socket for the next bytes and keeps them for hyper; false at EOF.
     pub async fn wait_for_bytes(&mut self) -> io::Result<bool> {
-        let mut buf = [0u8; PARKED_READ];
-        let n = self.io.read(&mut buf).await?;
-        self.prefix = Bytes::copy_from_slice(&buf[..n]);
-        Ok(n > 0)
+        std::future::poll_fn(|cx| {
+            // On the stack of one poll, not in the task: a parked connection keeps no buffer.
+            let mut buf = [0u8; PARKED_READ];
+            let mut read = ReadBuf::new(&mut buf);
+            ready!(Pin::new(&mut self.io).poll_read(cx, &mut read))?;
+            self.prefix = Bytes::copy_from_slice(read.filled());
+            Poll::Ready(Ok(!self.prefix.is_empty()))
+        })
+        .await
     }
 }
 
