@@ -59,10 +59,10 @@ where
     let keep_alive = settings.timeout_keep_alive;
     let mut io = ParkableIo::new(io);
     let activity = io.activity();
-    // Set when hyper was taken apart holding part of a request: that connection is not parked again
-    // before its next request starts, so a client trickling a request head cannot escape the
-    // header-read timeout by being parked and resumed.
-    let mut no_park_before_request: Option<u64> = None;
+    // (requests seen, idle time already spent) when parking was given up until the next request:
+    // hyper still had bytes to write, or it was taken apart holding part of a request (then a client
+    // trickling a request head cannot escape the header-read timeout by being parked and resumed).
+    let mut no_park_before_request: Option<(u64, Duration)> = None;
     loop {
         // Boxed: a parked connection's task then holds none of hyper's state (~2.5 KiB).
         let mut connection = Box::new(
@@ -103,9 +103,19 @@ where
                     _ => std::future::pending::<()>().await,
                 }
             };
+            let seen = conn.requests_seen();
+            let held_back = no_park_before_request.filter(|(at, _)| *at == seen);
             let may_park = !closing
                 && stage == ShutdownStage::Running
-                && no_park_before_request.is_none_or(|seen| conn.requests_seen() > seen);
+                && PARK_AFTER < keep_alive
+                && held_back.is_none();
+            // One idle timer (a waiter and a timer entry re-armed at every request's start and end)
+            // serves both: first the park check, else the keep-alive, less any idle time spent.
+            let idle_wait = if may_park {
+                PARK_AFTER
+            } else {
+                keep_alive.saturating_sub(held_back.map_or(Duration::ZERO, |(_, spent)| spent))
+            };
             tokio::select! {
                 _ = grace_wait => {}
                 result = &mut *connection => {
@@ -121,18 +131,19 @@ where
                         return;
                     }
                 }
-                _ = conn.idle_for(keep_alive), if !closing => {
-                    closing = true;
-                    std::pin::Pin::new(&mut *connection).graceful_shutdown();
-                }
-                _ = conn.idle_for(PARK_AFTER), if may_park && PARK_AFTER < keep_alive => {
-                    // hyper flushed everything it wrote and nothing came in since: it is waiting
-                    // for the next request head, and taking it apart loses nothing.
-                    if activity.quiet() {
+                _ = conn.idle_for(idle_wait), if !closing => {
+                    if !may_park {
+                        closing = true;
+                        std::pin::Pin::new(&mut *connection).graceful_shutdown();
+                    } else if activity.quiet() {
+                        // hyper flushed everything it wrote and nothing came in since: it is
+                        // waiting for the next request head, and taking it apart loses nothing.
                         match connection.into_parts() {
                             Some(parts) => break parts,
                             None => return, // upgraded: the WebSocket task owns the socket now
                         }
+                    } else {
+                        no_park_before_request = Some((seen, PARK_AFTER));
                     }
                 }
             }
@@ -148,7 +159,7 @@ where
         if !read_buf.is_empty() {
             // Part of a request arrived since hyper last flushed: resume at once, with those bytes.
             io.set_prefix(read_buf);
-            no_park_before_request = Some(conn.requests_seen());
+            no_park_before_request = Some((conn.requests_seen(), Duration::ZERO));
             continue;
         }
         // Even empty, it is a view of hyper's whole read buffer: freeing that is the point.
