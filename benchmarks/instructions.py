@@ -72,7 +72,11 @@ def instructions_per_request(
 ) -> float | str:
     port = run.free_port()
     out = tmp / f"callgrind.{server.name}.{workload.name}.{port}"
-    argv = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
+    # Children too (granian serves from a worker process): one counts file per process, summed.
+    argv = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--trace-children=yes"]
+    argv.append(f"--callgrind-out-file={out}.%p")
+    if args.cache_sim:
+        argv.append("--cache-sim=yes")
     argv += server.argv(workload, port)
     env = run.python_env(server.pythonpath)
     env["PYTHONUNBUFFERED"] = "1"
@@ -83,17 +87,31 @@ def instructions_per_request(
         err = err or send_requests(port, workload, args.warmup, args.connections)
         if err:
             return f"{err}: {run.tail(log_path, 5)}"
-        subprocess.run(["callgrind_control", "-i", "on", str(proc.pid)], capture_output=True, check=True)
+        pids = [str(pid) for pid in run.tree_pids(proc.pid)]
+        for pid in pids:
+            subprocess.run(["callgrind_control", "-i", "on", pid], capture_output=True)
         err = send_requests(port, workload, args.requests, args.connections)
-        subprocess.run(["callgrind_control", "-d", str(proc.pid)], capture_output=True, check=True)
+        for pid in pids:
+            subprocess.run(["callgrind_control", "-d", pid], capture_output=True)
         if err:
             return err
         total = 0
-        for dump in tmp.glob(f"{out.name}*"):
-            m = re.search(r"^(?:summary|totals):\s+(\d+)", dump.read_text(errors="replace"), re.M)
+        events: dict[str, int] = {}
+        for dump in tmp.glob(f"{out.name}.*"):
+            if not re.fullmatch(r"\d+\.\d+", dump.name[len(out.name) + 1 :]):
+                continue  # the per-process file callgrind finishes at exit, not our dump
+            text = dump.read_text(errors="replace")
+            m = re.search(r"^(?:summary|totals):\s+(\d+(?:\s+\d+)*)", text, re.M)
+            names = re.search(r"^events:\s+(.+)$", text, re.M)
             if m:
-                total += int(m.group(1))
+                counts = [int(v) for v in m.group(1).split()]
+                total += counts[0]
+                for event, count in zip((names.group(1) if names else "Ir").split(), counts, strict=False):
+                    events[event] = events.get(event, 0) + count
             dump.unlink()
+        if args.cache_sim and events:
+            per_request = ", ".join(f"{k} {v / args.requests:,.0f}" for k, v in events.items())
+            run.log(f"{server.name} {workload.name} per request: {per_request}")
         if total == 0:
             return "callgrind wrote no counts"
         return total / args.requests
@@ -110,10 +128,22 @@ def main(argv: list[str] | None = None) -> int:
         "--turboasgi-path", metavar="DIR", help="build served as turboasgi (default: installed)"
     )
     parser.add_argument("--baseline", metavar="DIR", help="build served as turboasgi-base")
+    parser.add_argument(
+        "--others",
+        nargs="*",
+        default=[],
+        choices=["uvicorn", "granian"],
+        help="other servers to count too (their threads run differently under callgrind: a hint only)",
+    )
     parser.add_argument("--requests", type=int, default=2000, help="measured requests (default 2000)")
     parser.add_argument("--warmup", type=int, default=300, help="requests before measuring (default 300)")
     parser.add_argument("--connections", type=int, default=8, help="keep-alive connections (default 8)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds, builds interleaved (default 2)")
+    parser.add_argument(
+        "--cache-sim",
+        action="store_true",
+        help="also simulate the caches (callgrind --cache-sim=yes) and log misses per request",
+    )
     args = parser.parse_args(argv)
     for tool in ("valgrind", "callgrind_control"):
         if shutil.which(tool) is None:
@@ -123,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         builds["turboasgi"] = str(Path(args.turboasgi_path).resolve())
     if args.baseline:
         builds["turboasgi-base"] = str(Path(args.baseline).resolve())
-    names = ["turboasgi", *(["turboasgi-base"] if args.baseline else [])]
+    names = ["turboasgi", *(["turboasgi-base"] if args.baseline else []), *args.others]
     atexit.register(run._kill_all_groups)
     servers = run.discover_servers(names, builds)
     results: dict[tuple[str, str], list[float]] = {}
@@ -150,13 +180,14 @@ def main(argv: list[str] | None = None) -> int:
         f"\n{args.requests} requests over {args.connections} keep-alive connections after {args.warmup} "
         f"warm-up requests, {args.rounds} round(s); median (min–max) instructions per request.\n"
     )
-    print("| workload | " + " | ".join(names) + (" | turboasgi / base |" if len(names) > 1 else " |"))
-    print("|---|" + "---:|" * (len(names) + (1 if len(names) > 1 else 0)))
+    ratio = bool(args.baseline)
+    print("| workload | " + " | ".join(names) + (" | turboasgi / base |" if ratio else " |"))
+    print("|---|" + "---:|" * (len(names) + (1 if ratio else 0)))
     for wname in args.workloads:
         cells = [run.median_span(results.get((wname, n), []) or [0.0], lambda v: f"{v:,.0f}") for n in names]
         row = f"| `{wname}` | " + " | ".join(cells)
         new, base = results.get((wname, "turboasgi")), results.get((wname, "turboasgi-base"))
-        if len(names) > 1:
+        if ratio:
             row += f" | {statistics.median(new) / statistics.median(base):.3f}" if new and base else " | "
         print(row + " |")
     return 1 if failed else 0
