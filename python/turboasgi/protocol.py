@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from http import HTTPStatus
 import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -92,8 +93,8 @@ class WebSocketRunner:
         task = asyncio.current_task()
         if task is not None:
             self.tasks.add(task)
-        if self.access_log:
-            transport.on_answer(functools.partial(_log_handshake, scope))
+        # Not gated by --no-access-log: uvicorn writes these lines to its error logger.
+        transport.on_answer(functools.partial(_log_handshake, scope))
         try:
             await self.app(scope, transport.receive, transport.send)
         except ClientDisconnected:
@@ -117,6 +118,16 @@ class WebSocketRunner:
 
 def _log_handshake(scope: dict[str, Any], status: int, accepted: bool) -> None:
     """One line when the handshake is answered, as uvicorn writes it: to the error logger, because
-    the access formatter expects HTTP fields."""
+    the access formatter expects HTTP fields; a denial adds the `websockets` library's line that
+    uvicorn users see."""
     outcome = "[accepted]" if accepted else str(status)
     logger.info('%s - "WebSocket %s" %s', _client_addr(scope), _path_with_query(scope), outcome)
+    if not accepted:
+        logger.info("connection rejected (%d %s)", status, _reason(status))
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
