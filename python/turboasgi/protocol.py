@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from http import HTTPStatus
 import logging
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
