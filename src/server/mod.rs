@@ -2,6 +2,7 @@
 //! protocol-agnostic service, WebSocket upgrades, shutdown, and the Python-facing `ServerCore`.
 
 pub mod conn;
+mod head_scan;
 pub mod listener;
 pub mod loops;
 pub mod service;
