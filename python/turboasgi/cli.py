@@ -115,6 +115,21 @@ def _metavar(choices: list[str]) -> str:
     "Lifespan runs once per loop.",
 )
 @click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    help="Serve Prometheus metrics (requests by status class, request durations, in-flight requests, "
+    "open connections and WebSockets, event-loop lag, 503s from --limit-concurrency) at /metrics on "
+    "this port, on a listener of its own; 0 picks a free port. Counted in Rust, off by default. "
+    "Not with --workers.",
+)
+@click.option(
+    "--metrics-host",
+    type=str,
+    default=None,
+    help="Address the metrics listener binds to. [default: --host]",
+)
+@click.option(
     "--loop",
     type=str,
     default="auto",

@@ -3,6 +3,7 @@
 //! request to its loop's inbox. The per-protocol connection code only drives hyper around it.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -26,6 +27,18 @@ pub struct Service {
 
 impl Service {
     pub async fn call(&self, req: Request<Incoming>) -> Response<ResponseBody> {
+        if !self.server.settings.metrics {
+            return self.respond(req).await;
+        }
+        let started = Instant::now();
+        let response = self.respond(req).await;
+        self.server
+            .metrics
+            .observe(response.status().as_u16(), started.elapsed());
+        response
+    }
+
+    async fn respond(&self, req: Request<Incoming>) -> Response<ResponseBody> {
         let settings = &self.server.settings;
         if super::validate::reject_reason(&req).is_some() {
             self.inbox.log_warning("Invalid HTTP request received.");
