@@ -196,6 +196,10 @@ class Config:
         threads: int | None = None,
         metrics_port: int | None = None,
         metrics_host: str | None = None,
+        timeout_request_head: float | None = None,
+        limit_request_line: int | None = None,
+        limit_request_fields: int | None = None,
+        limit_request_field_size: int | None = None,
     ) -> None:
         self.app = app
         self.host = host
@@ -250,6 +254,10 @@ class Config:
         self.threads = threads
         self.metrics_port = metrics_port
         self.metrics_host = metrics_host if metrics_host is not None else host
+        self.timeout_request_head = timeout_request_head
+        self.limit_request_line = limit_request_line
+        self.limit_request_fields = limit_request_fields
+        self.limit_request_field_size = limit_request_field_size
 
         self.loaded = False
         self.loaded_app: ASGIApp | None = None
@@ -319,6 +327,17 @@ class Config:
             raise ConfigError(
                 f"--limit-max-requests-jitter must not be negative, got {self.limit_max_requests_jitter}"
             )
+        if self.timeout_request_head is not None and not self.timeout_request_head > 0:
+            raise ConfigError(
+                f"--timeout-request-head must be a positive number, got {self.timeout_request_head}"
+            )
+        for option, limit in (
+            ("--limit-request-line", self.limit_request_line),
+            ("--limit-request-fields", self.limit_request_fields),
+            ("--limit-request-field-size", self.limit_request_field_size),
+        ):
+            if limit is not None and limit < 1:
+                raise ConfigError(f"{option} must be at least 1, got {limit}")
         if self.metrics_port is not None:
             if not 0 <= self.metrics_port <= 65535:
                 raise ConfigError(f"--metrics-port must be a TCP port (0-65535), got {self.metrics_port}")
@@ -636,4 +655,8 @@ class Config:
             ws_ping_timeout=self.ws_ping_timeout,
             ws_per_message_deflate=self.ws_per_message_deflate,
             metrics=self.metrics_port is not None,
+            timeout_request_head=self.timeout_request_head,
+            limit_request_line=self.limit_request_line,
+            limit_request_fields=self.limit_request_fields,
+            limit_request_field_size=self.limit_request_field_size,
         )

@@ -2,6 +2,8 @@
 //! protocol-agnostic service, WebSocket upgrades, shutdown, and the Python-facing `ServerCore`.
 
 pub mod conn;
+mod head_timeout;
+pub mod limits;
 pub mod listener;
 pub mod loops;
 pub mod metrics;

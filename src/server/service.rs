@@ -44,6 +44,11 @@ impl Service {
             self.inbox.log_warning("Invalid HTTP request received.");
             return responses::bad_request(settings);
         }
+        if let Some(status) = super::limits::exceeded(&req, settings) {
+            self.inbox
+                .log_warning("Request head over a configured limit.");
+            return responses::over_limit(settings, status);
+        }
         if settings.ws_enabled && super::websocket::is_upgrade(&req) {
             return super::websocket::handle_upgrade(req, self).await;
         }
