@@ -71,6 +71,8 @@ class HttpTransport:
     def client_disconnected(self) -> bool: ...
     def fail(self) -> None:
         """The app raised or returned early: 500 if nothing was sent yet, else abort the connection."""
+    def on_response(self, callback: Callable[[int], object]) -> None:
+        """Call ``callback(status)`` once, when a response head goes out (the status the client gets)."""
 
 class WebSocketTransport:
     """The receive/send pair of one WebSocket connection."""

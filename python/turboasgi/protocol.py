@@ -45,6 +45,10 @@ class HttpRunner:
         task = asyncio.current_task()
         if task is not None:
             self.tasks.add(task)
+        if self.access_log:
+            # Written when the head goes out, with the status the client gets (as uvicorn does):
+            # not at all when the client got nothing.
+            transport.on_response(functools.partial(self.log_response, scope))
         try:
             await self.app(scope, transport.receive, transport.send)
         except ClientDisconnected:
@@ -70,15 +74,17 @@ class HttpRunner:
         finally:
             if task is not None:
                 self.tasks.discard(task)
-            if self.access_log and transport.status is not None:
-                access_logger.info(
-                    '%s - "%s %s HTTP/%s" %d',
-                    _client_addr(scope),
-                    scope["method"],
-                    _path_with_query(scope),
-                    scope["http_version"],
-                    transport.status,
-                )
+
+    def log_response(self, scope: dict[str, Any], status: int) -> None:
+        """The access line of a response whose head went out (also for the server's own 503s)."""
+        access_logger.info(
+            '%s - "%s %s HTTP/%s" %d',
+            _client_addr(scope),
+            scope["method"],
+            _path_with_query(scope),
+            scope["http_version"],
+            status,
+        )
 
 
 class WebSocketRunner:

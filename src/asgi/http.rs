@@ -361,6 +361,9 @@ struct TransportState {
     respond: Option<oneshot::Sender<Response<ResponseBody>>>,
     phase: Phase,
     status: Option<u16>,
+    /// The status of a head just handed to the network side, for `on_response` once the lock is
+    /// released.
+    to_report: Option<u16>,
 }
 
 /// What the request says about its response: whether it may have a body, and the connection.
@@ -399,6 +402,8 @@ pub struct HttpTransport {
     state: Mutex<TransportState>,
     link: Arc<LoopLink>,
     request: RequestTraits,
+    /// Called once with the status the client is sent, when its head goes out: the access log.
+    on_response: Mutex<Option<Py<PyAny>>>,
 }
 
 /// Lets the loop's outbox send a head the app has not followed with a body by the end of the loop
@@ -422,9 +427,25 @@ impl HttpTransport {
                 respond: Some(respond),
                 phase: Phase::Idle,
                 status: None,
+                to_report: None,
             }),
             link,
             request,
+            on_response: Mutex::new(None),
+        }
+    }
+
+    /// Tells the `on_response` callable the status of a head that went out. Called with no lock
+    /// held, so the callable may use the transport.
+    fn report(&self, py: Python<'_>) {
+        let Some(status) = self.lock().to_report.take() else {
+            return;
+        };
+        let Some(callback) = lock_or_recover(&self.on_response).take() else {
+            return;
+        };
+        if let Err(err) = callback.call1(py, (status,)) {
+            err.write_unraisable(py, None);
         }
     }
 
@@ -436,6 +457,11 @@ impl HttpTransport {
     /// Sends the head of a started response as a stream when no body came in the same loop
     /// iteration. Loop thread only.
     fn flush_head(&self, py: Python<'_>) {
+        self.flush_head_locked(py);
+        self.report(py);
+    }
+
+    fn flush_head_locked(&self, py: Python<'_>) {
         let mut st = self.lock();
         let Phase::Started { status, .. } = st.phase else {
             return;
@@ -587,11 +613,13 @@ impl HttpTransport {
         st: &mut TransportState,
         response: Response<ResponseBody>,
     ) -> PyResult<()> {
+        let status = response.status().as_u16();
         let sent = match st.respond.take() {
             Some(tx) => self.link.respond(py, tx, response)?,
             None => false,
         };
         if sent {
+            st.to_report = Some(status);
             Ok(())
         } else {
             Err(ClientDisconnected::new_err("client disconnected"))
@@ -701,32 +729,25 @@ impl HttpTransport {
     }
 
     fn send(slf: &Bound<'_, Self>, message: Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        slf.get().send_message(slf.py(), message, slf)
+        let this = slf.get();
+        let result = this.send_message(slf.py(), message, slf);
+        this.report(slf.py());
+        result
     }
 
     /// The app raised or returned without completing its response.
     fn fail(&self, py: Python<'_>) -> PyResult<()> {
-        let mut st = self.lock();
-        match st.phase {
-            Phase::Idle | Phase::Started { .. } => {
-                let settings = &self.shared.server.settings;
-                let response = if self.shared.body_failed_now() {
-                    responses::bad_request(settings)
-                } else {
-                    responses::internal_error(settings)
-                };
-                self.shared.lock().response_complete = true;
-                let _ = self.deliver(py, &mut st, response);
-                st.status = Some(500);
-                self.mark_complete(py, &mut st, false)
-            }
-            Phase::Streaming { .. } => self.abort(py, &mut st),
-            // The head of a bodyless response is out: the client has everything it will get.
-            Phase::Discarding => self.mark_complete(py, &mut st, true),
-            Phase::Complete => Ok(()),
-        }
+        let result = self.fail_locked(py);
+        self.report(py);
+        result
     }
 
+    /// Registers the callable told the status the client is sent, when the head goes out.
+    fn on_response(&self, callback: Py<PyAny>) {
+        *lock_or_recover(&self.on_response) = Some(callback);
+    }
+
+    /// The status the client was sent, or the app's when nothing went out (yet).
     #[getter]
     fn status(&self) -> Option<u16> {
         self.lock().status
@@ -840,6 +861,34 @@ impl HttpTransport {
             (HttpSend::Body { body, more_body }, Phase::Streaming { .. }) => {
                 self.send_streamed(py, &mut st, body, more_body)
             }
+        }
+    }
+
+    fn fail_locked(&self, py: Python<'_>) -> PyResult<()> {
+        let mut st = self.lock();
+        match st.phase {
+            Phase::Idle | Phase::Started { .. } => {
+                let settings = &self.shared.server.settings;
+                let body_failed = self.shared.body_failed_now();
+                let response = if body_failed {
+                    responses::bad_request(settings)
+                } else {
+                    responses::internal_error(settings)
+                };
+                self.shared.lock().response_complete = true;
+                let delivered = self.deliver(py, &mut st, response).is_ok();
+                let status = if body_failed { 400 } else { 500 };
+                st.status = Some(status);
+                if body_failed && !delivered {
+                    // The network side answered the broken body with its own 400.
+                    st.to_report = Some(400);
+                }
+                self.mark_complete(py, &mut st, false)
+            }
+            Phase::Streaming { .. } => self.abort(py, &mut st),
+            // The head of a bodyless response is out: the client has everything it will get.
+            Phase::Discarding => self.mark_complete(py, &mut st, true),
+            Phase::Complete => Ok(()),
         }
     }
 }

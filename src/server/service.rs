@@ -9,7 +9,7 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use tokio::sync::oneshot;
 
-use crate::asgi::dispatch::{AsgiInbox, Job};
+use crate::asgi::dispatch::{AsgiInbox, Job, Refused};
 use crate::asgi::http::{RequestCtx, RequestShared};
 use crate::bridge::inbox::Event;
 use crate::state::body::{RequestGuard, ResponseBody};
@@ -38,6 +38,17 @@ impl Service {
         response
     }
 
+    /// 503 over `--limit-concurrency`, logged (warning and access line) on the loop.
+    pub fn refuse_over_limit(&self, parts: http::request::Parts) -> Response<ResponseBody> {
+        self.inbox.log_warning("Exceeded concurrency limit.");
+        self.inbox.push(Event::Job(Job::Refused(Box::new(Refused {
+            parts,
+            conn: self.conn.clone(),
+            status: 503,
+        }))));
+        responses::service_unavailable(&self.server.settings)
+    }
+
     async fn respond(&self, req: Request<Incoming>) -> Response<ResponseBody> {
         let settings = &self.server.settings;
         if super::validate::reject_reason(&req).is_some() {
@@ -53,8 +64,7 @@ impl Service {
             return super::websocket::handle_upgrade(req, self).await;
         }
         if !self.server.try_start_request() {
-            self.inbox.log_warning("Exceeded concurrency limit.");
-            return responses::service_unavailable(settings);
+            return self.refuse_over_limit(req.into_parts().0);
         }
         self.conn.request_started();
         let (parts, body) = req.into_parts();

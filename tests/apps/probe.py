@@ -170,10 +170,15 @@ async def bytes_like(scope: Scope, receive: Receive, send: Send, query: dict[str
 
 
 async def slow(scope: Scope, receive: Receive, send: Send, query: dict[str, str]) -> None:
-    """Record that the request started (``/events?id=``), then answer after ``delay`` seconds."""
-    EVENTS.setdefault(query.get("id", "slow"), []).append("started")
-    await asyncio.sleep(float(query.get("delay", "1")))
-    await respond(send, b"slow done")
+    """Record that the request started (``/events?id=``), then answer after ``delay`` seconds;
+    ``finished`` is recorded once the answer was attempted (the client may be gone by then)."""
+    key = query.get("id", "slow")
+    EVENTS.setdefault(key, []).append("started")
+    try:
+        await asyncio.sleep(float(query.get("delay", "1")))
+        await respond(send, b"slow done")
+    finally:
+        EVENTS[key].append("finished")
 
 
 async def forever(scope: Scope, receive: Receive, send: Send, query: dict[str, str]) -> None:
