@@ -27,14 +27,22 @@ pub struct Service {
 
 impl Service {
     pub async fn call(&self, req: Request<Incoming>) -> Response<ResponseBody> {
-        if !self.server.settings.metrics {
-            return self.respond(req).await;
+        let http10 = req.version() < http::Version::HTTP_11;
+        let mut response = if self.server.settings.metrics {
+            let started = Instant::now();
+            let response = self.respond(req).await;
+            self.server
+                .metrics
+                .observe(response.status().as_u16(), started.elapsed());
+            response
+        } else {
+            self.respond(req).await
+        };
+        if http10 {
+            // hyper adds `keep-alive` to an HTTP/1.1 head for a client that asked for it, even
+            // after a `close`; an HTTP/1.0 head keeps exactly the option given.
+            *response.version_mut() = http::Version::HTTP_10;
         }
-        let started = Instant::now();
-        let response = self.respond(req).await;
-        self.server
-            .metrics
-            .observe(response.status().as_u16(), started.elapsed());
         response
     }
 
