@@ -32,6 +32,12 @@ def _path_with_query(scope: dict[str, Any]) -> str:
     return f"{path}?{query.decode('ascii', 'replace')}" if query else path
 
 
+def _request_line(scope: dict[str, Any]) -> str:
+    return (
+        f'{_client_addr(scope)} - "{scope["method"]} {_path_with_query(scope)} HTTP/{scope["http_version"]}"'
+    )
+
+
 class HttpRunner:
     """Runs the app for one request and turns whatever goes wrong into the right wire outcome."""
 
@@ -50,7 +56,14 @@ class HttpRunner:
             # spec G7: the client went away; the app merely did not catch our error
             transport.fail()
         except asyncio.CancelledError:
-            transport.fail()
+            # Only the graceful-shutdown timeout cancels request Tasks: say what the client got.
+            gone = transport.client_disconnected
+            if transport.fail():
+                logger.error("%s cancelled at shutdown: answered 500.", _request_line(scope))
+            elif not gone:
+                logger.error(
+                    "%s cancelled at shutdown: response cut off, connection closed.", _request_line(scope)
+                )
             raise
         except BaseException as exc:
             logger.error("Exception in ASGI application\n", exc_info=exc)
