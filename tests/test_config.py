@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import inspect
 import json
 import logging
@@ -182,6 +183,36 @@ def test_supported_values_are_accepted() -> None:
         timeout_graceful_shutdown=3,
     )
     assert config.ws == "none" and config.threads == 1 and not config.is_ssl
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "notice"),
+    [
+        (
+            {"http": "h11"},
+            "--http h11 is accepted for compatibility and ignored: turboasgi parses HTTP with its own",
+        ),
+        ({"http": "httptools"}, "--http httptools is accepted for compatibility and ignored"),
+        (
+            {"ws": "wsproto"},
+            "--ws wsproto is accepted for compatibility: WebSockets are served by turboasgi's own",
+        ),
+    ],
+)
+def test_compatibility_only_options_say_so(
+    kwargs: dict[str, Any], notice: str, records: list[logging.LogRecord]
+) -> None:
+    """issue 10 item 10: accepted only so that uvicorn command lines keep working, and logged as such."""
+    Config("examples.hello:app", log_config=None, **kwargs)
+    assert [m for m in messages(records) if "compatibility" in m] == [
+        m for m in messages(records) if notice in m
+    ]
+    assert len([m for m in messages(records) if notice in m]) == 1
+
+
+def test_default_options_log_no_compatibility_notice(records: list[logging.LogRecord]) -> None:
+    Config("examples.hello:app", log_config=None)
+    assert not [m for m in messages(records) if "compatibility" in m]
 
 
 def test_web_concurrency(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -454,7 +485,10 @@ def test_bind_address_in_use_exits_3(records: list[logging.LogRecord]) -> None:
         with pytest.raises(SystemExit) as info:
             Config("a:b", log_config=None, port=port).bind_socket()
         assert info.value.code == 3
-        assert "Address already in use" in messages(records)[-1]
+        assert messages(records)[-1] == (
+            f"[Errno {errno.EADDRINUSE}] error while attempting to bind on address ('127.0.0.1', {port}): "
+            "address already in use"
+        )
     finally:
         first.close()
 

@@ -204,7 +204,7 @@ def test_timeout_graceful_shutdown_answers_500_once_the_time_is_up(
     assert "Cancel 2 running task(s), timeout graceful shutdown exceeded" in proc.stderr
     assert proc.stderr.count("cancelled at shutdown: answered 500.") == 2
     assert proc.stdout.count('"GET /slow?delay=60&id=hung') == 2
-    assert proc.stdout.count("HTTP/1.1\" 500 Internal Server Error") == 2
+    assert proc.stdout.count('HTTP/1.1" 500 Internal Server Error') == 2
 
 
 def test_second_sigint_forces_exit(pool: ThreadPoolExecutor) -> None:
@@ -618,3 +618,75 @@ def test_server_in_thread_stopped_by_should_exit() -> None:
         server.should_exit = True
         thread.join(timeout=10.0)
         assert not thread.is_alive()
+
+
+def test_port_zero_pattern_with_server_servers() -> None:
+    """The usual end-to-end test pattern of uvicorn users (issue 10 item 9): serve on port 0 in a task,
+    wait for ``started``, read the port from ``server.servers[0].sockets[0].getsockname()``."""
+    import asyncio
+
+    from turboasgi import Config, Server
+
+    async def scenario() -> tuple[int, str, int, int]:
+        server = Server(Config(PROBE, port=0, log_config=None, lifespan="on"))
+        assert server.servers == []
+        task = asyncio.create_task(server.serve())
+        for _ in range(500):
+            if server.started or task.done():
+                break
+            await asyncio.sleep(0.01)
+        assert server.started
+        host, port = server.servers[0].sockets[0].getsockname()[:2]
+        assert server.servers[0].is_serving()
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            text = (await client.get(f"http://{host}:{port}/")).text
+            connections = len(server.server_state.connections)
+        total = server.server_state.total_requests
+        server.should_exit = True
+        await asyncio.wait_for(task, 10.0)
+        return port, text, total, connections
+
+    port, text, total, connections = asyncio.run(scenario())
+    assert port > 0 and text == "ok"
+    assert total == 1
+    assert connections == 1  # the client's keep-alive connection, still open inside the block
+    assert connection_refused(("127.0.0.1", port))
+
+
+def test_server_and_config_have_uvicorns_public_attributes() -> None:
+    """Every public attribute and method of uvicorn.Server and uvicorn.Config exists here too (issue 10
+    item 9), with the same parameters for the methods; the exceptions are listed with their reason."""
+    import inspect
+
+    import uvicorn
+    from turboasgi import Config, Server
+
+    # uvicorn sets these in load(): the classes of its Python protocol implementations, which turboasgi
+    # does not have (the network side is Rust); setup_event_loop only raises AttributeError in uvicorn.
+    absent = {"http_protocol_class", "ws_protocol_class", "setup_event_loop"}
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        pass
+
+    def public(obj: Any) -> set[str]:
+        return {name for name in dir(obj) if not name.startswith("_")}
+
+    theirs_config, ours_config = uvicorn.Config(app), Config(app, log_config=None)
+    theirs_config.load()
+    ours_config.load()
+    assert public(theirs_config) - public(ours_config) == absent
+    theirs_server, ours_server = uvicorn.Server(theirs_config), Server(ours_config)
+    theirs_server.servers = []  # uvicorn sets it in startup()
+    assert public(theirs_server) - public(ours_server) == set()
+    for theirs, ours in ((theirs_config, ours_config), (theirs_server, ours_server)):
+        for name in sorted(public(theirs) - absent):
+            their_attr = getattr(type(theirs), name, None)
+            if inspect.isfunction(their_attr):
+                their_params = list(inspect.signature(their_attr).parameters)
+                our_params = list(inspect.signature(getattr(type(ours), name)).parameters)
+                assert our_params[: len(their_params)] == their_params, name
+    assert ours_server.last_notified == theirs_server.last_notified == 0.0
+    assert ours_server.limit_max_requests is None
+    assert ours_server.server_state.total_requests == 0
+    assert not ours_server.server_state.connections
+    assert ours_server.server_state.tasks == set()

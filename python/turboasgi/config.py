@@ -137,6 +137,17 @@ def _parse_header(header: Any) -> tuple[str, str]:
     return str(name), str(value)
 
 
+def _bind_error(exc: OSError, address: tuple[str, int] | str) -> str:
+    """The message asyncio's ``create_server`` gives (and so uvicorn, single process): it names the
+    address, e.g. ``[Errno 98] error while attempting to bind on address ('127.0.0.1', 8000): address
+    already in use``."""
+    if exc.errno is None or not exc.strerror:
+        return f"error while attempting to bind on address {address!r}: {exc}"
+    return (
+        f"[Errno {exc.errno}] error while attempting to bind on address {address!r}: {exc.strerror.lower()}"
+    )
+
+
 class Config:
     def __init__(
         self,
@@ -291,8 +302,27 @@ class Config:
             self.forwarded_allow_ips = _split_ips(forwarded_allow_ips)
 
         self._validate()
+        self._log_compatibility_notices()
 
     # ----------------------------------------------------------------------------------- validation
+
+    def _log_compatibility_notices(self) -> None:
+        """Options kept only so that uvicorn command lines keep working say so, once, at startup."""
+        if self.http != "auto":
+            name = (
+                self.http if isinstance(self.http, str) else getattr(self.http, "__name__", repr(self.http))
+            )
+            logger.warning(
+                "--http %s is accepted for compatibility and ignored: turboasgi parses HTTP with its own "
+                "implementation (Rust, hyper).",
+                name,
+            )
+        if self.ws in ("websockets", "websockets-sansio", "wsproto"):
+            logger.info(
+                "--ws %s is accepted for compatibility: WebSockets are served by turboasgi's own "
+                "implementation (Rust, tokio-tungstenite).",
+                self.ws,
+            )
 
     def _validate(self) -> None:
         if self.lifespan not in LIFESPAN:
@@ -518,7 +548,7 @@ class Config:
                 sock.listen(self.backlog)
             except OSError as exc:
                 sock.close()
-                logger.error(exc)
+                logger.error(_bind_error(exc, (self.host, self.port)))
                 sys.exit(STARTUP_FAILURE)
             message = "Turboasgi running on " + address + suffix
             color_message = "Turboasgi running on " + style(address, bold=True) + suffix
@@ -560,7 +590,7 @@ class Config:
             sock.listen(self.backlog)
         except OSError as exc:
             sock.close()
-            logger.error(exc)
+            logger.error(_bind_error(exc, path))
             sys.exit(STARTUP_FAILURE)
         return sock
 
