@@ -26,6 +26,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -274,3 +275,137 @@ def test_same_access_log_lines() -> None:
         logs.append(re.sub(r"127\.0\.0\.1:\d+ ", "127.0.0.1:<port> ", proc.stdout).splitlines())
     assert len(logs[0]) == len(requests)
     assert logs[1] == logs[0]
+
+
+# ------------------------------------------------------------------------- a log config written for uvicorn
+
+UVICORN_LOG_CONFIG: dict[str, Any] = {
+    "version": 1,
+    # True on purpose: the turboasgi loggers exist already and are not named here
+    "disable_existing_loggers": True,
+    "formatters": {
+        "default": {
+            "()": "uvicorn.logging.DefaultFormatter",
+            "fmt": "LOG %(name)s %(levelprefix)s %(message)s",
+            "use_colors": False,
+        },
+        "access": {
+            "()": "uvicorn.logging.AccessFormatter",
+            "fmt": 'ACCESS %(name)s %(levelprefix)s %(client_addr)s - "%(request_line)s" %(status_code)s',
+            "use_colors": False,
+        },
+    },
+    "filters": {"only_access": {"name": "uvicorn.access"}},
+    "handlers": {
+        "default": {"formatter": "default", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"},
+        "access": {
+            "formatter": "access",
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "filters": ["only_access"],
+        },
+    },
+    "loggers": {
+        "uvicorn": {"handlers": ["default"], "level": "INFO", "propagate": False},
+        "uvicorn.error": {"level": "INFO"},
+        "uvicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+    },
+}
+
+UVICORN_LOG_INI = """\
+[loggers]
+keys=root,uvicorn,error,access
+
+[handlers]
+keys=default,access
+
+[formatters]
+keys=default,access
+
+[logger_root]
+level=WARNING
+handlers=
+
+[logger_uvicorn]
+level=INFO
+handlers=default
+propagate=0
+qualname=uvicorn
+
+[logger_error]
+level=INFO
+handlers=
+propagate=1
+qualname=uvicorn.error
+
+[logger_access]
+level=INFO
+handlers=access
+propagate=0
+qualname=uvicorn.access
+
+[handler_default]
+class=logging.StreamHandler
+formatter=default
+args=(sys.stderr,)
+
+[handler_access]
+class=logging.StreamHandler
+formatter=access
+args=(sys.stdout,)
+
+[formatter_default]
+class=uvicorn.logging.DefaultFormatter
+format=LOG %(name)s %(levelprefix)s %(message)s
+
+[formatter_access]
+class=uvicorn.logging.AccessFormatter
+format=ACCESS %(name)s %(levelprefix)s %(client_addr)s - "%(request_line)s" %(status_code)s
+"""
+
+
+def _normalised(text: str) -> list[str]:
+    text = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:<port>", text)
+    text = re.sub(r"process \[\d+\]", "process [<pid>]", text)
+    return (
+        text.replace("Uvicorn running", "<Server> running")
+        .replace("Turboasgi running", "<Server> running")
+        .splitlines()
+    )
+
+
+@pytest.mark.parametrize("form", ["json", "yaml", "ini"])
+def test_same_output_with_a_uvicorn_log_config(tmp_path: Path, form: str) -> None:
+    """issue 10 item 4: a --log-config written for uvicorn (its loggers, its formatter classes, a filter
+    on the logger name) gives the same lines under turboasgi, in the same streams."""
+    path = tmp_path / f"log.{form}"
+    if form == "json":
+        path.write_text(json.dumps(UVICORN_LOG_CONFIG))
+    elif form == "yaml":
+        yaml = pytest.importorskip("yaml")
+        path.write_text(yaml.safe_dump(UVICORN_LOG_CONFIG))
+    else:
+        path.write_text(UVICORN_LOG_INI)
+    outputs = []
+    kinds: tuple[ServerKind, ...] = ("uvicorn", "turboasgi")
+    for kind in kinds:
+        with running(PROBE, "--log-config", str(path), kind=kind) as proc:
+            for data in (request_bytes("GET", "/?x=1"), request_bytes("GET", "/nowhere")):
+                with RawClient(proc.address) as raw:
+                    raw.send(data)
+                    raw.read_response()
+            proc.wait_for_output('"GET /nowhere HTTP/1.1" 404', stream="stdout")
+            assert proc.stop() == 0
+        outputs.append((_normalised(proc.stderr), _normalised(proc.stdout)))
+    (uv_err, uv_out), (turbo_err, turbo_out) = outputs
+    assert turbo_out == uv_out
+    assert turbo_out == [
+        'ACCESS uvicorn.access INFO:     127.0.0.1:<port> - "GET /?x=1 HTTP/1.1" 200 OK',
+        'ACCESS uvicorn.access INFO:     127.0.0.1:<port> - "GET /nowhere HTTP/1.1" 404 Not Found',
+    ]
+    # free-threaded builds add one line saying how many loops run and whether the GIL is disabled
+    assert [line for line in turbo_err if "event loop thread(s)" not in line] == uv_err
+    assert (
+        "LOG uvicorn.error INFO:     <Server> running on http://127.0.0.1:<port> (Press CTRL+C to quit)"
+        in uv_err
+    )

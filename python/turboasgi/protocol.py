@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import http
 import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -105,8 +106,8 @@ class WebSocketRunner:
         task = asyncio.current_task()
         if task is not None:
             self.tasks.add(task)
-        if self.access_log:
-            transport.on_answer(functools.partial(_log_handshake, scope))
+        # Logged whether or not the access log is on: these lines go to the error logger (uvicorn too).
+        transport.on_answer(functools.partial(_log_handshake, scope))
         try:
             await self.app(scope, transport.receive, transport.send)
         except ClientDisconnected:
@@ -126,10 +127,24 @@ class WebSocketRunner:
         finally:
             if task is not None:
                 self.tasks.discard(task)
+            if transport.accepted:
+                logger.debug("connection closed")
 
 
 def _log_handshake(scope: dict[str, Any], status: int, accepted: bool) -> None:
-    """One line when the handshake is answered, as uvicorn writes it: to the error logger, because
-    the access formatter expects HTTP fields."""
+    """The lines uvicorn writes when the handshake is answered, to the error logger (the access
+    formatter expects HTTP fields): the request, then the outcome in the words of the websockets
+    library that uvicorn's default WebSocket implementation uses."""
     outcome = "[accepted]" if accepted else str(status)
     logger.info('%s - "WebSocket %s" %s', _client_addr(scope), _path_with_query(scope), outcome)
+    if accepted:
+        logger.info("connection open")
+    else:
+        logger.info("connection rejected (%d %s)", status, _phrase(status))
+
+
+def _phrase(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return ""

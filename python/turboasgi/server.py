@@ -18,6 +18,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from turboasgi._core import ServerCore
+from turboasgi.logging import has_output
 from turboasgi.loops import (
     LoopRuntime,
     LoopThread,
@@ -145,7 +146,7 @@ class Server:
         if not config.loaded:
             config.load()
         self.loop_count = config.threads or default_loop_count()
-        access_log = bool(config.access_log) and logging.getLogger("turboasgi.access").hasHandlers()
+        access_log = bool(config.access_log) and has_output(logging.getLogger("turboasgi.access"))
         self.main_runtime = LoopRuntime(config, asyncio.get_running_loop(), access_log)
         self.lifespan = self.main_runtime.lifespan
 
