@@ -15,15 +15,15 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use super::body::{RequestGuard, ResponseBody};
 use super::message::{parse_http_send, HttpSend};
 use crate::bridge::awaitable::{done, resolve_waiters};
-use crate::bridge::inbox::{Event, Inbox, Wakeable};
+use crate::bridge::inbox::{Notifier, Wakeable};
 use crate::bridge::outbox::LoopLink;
 use crate::errors::ClientDisconnected;
-use crate::server::conn::ConnInfo;
-use crate::server::responses;
-use crate::server::Shared;
+use crate::state::body::{OnWire, RequestGuard, ResponseBody};
+use crate::state::connection::ConnInfo;
+use crate::state::responses;
+use crate::state::Shared;
 use crate::sync::lock_or_recover;
 
 /// How many request-body bytes are read ahead of the app.
@@ -59,7 +59,7 @@ struct RequestState {
 /// State shared by the hyper side (body pump, response body, drop guard) and the loop thread.
 pub struct RequestShared {
     state: Mutex<RequestState>,
-    inbox: Arc<Inbox>,
+    inbox: Arc<dyn Notifier>,
     pub server: Arc<Shared>,
     pub conn: Arc<ConnInfo>,
     space: Notify,
@@ -72,7 +72,7 @@ pub struct RequestShared {
 impl RequestShared {
     pub fn new(
         body: Incoming,
-        inbox: Arc<Inbox>,
+        inbox: Arc<dyn Notifier>,
         server: Arc<Shared>,
         conn: Arc<ConnInfo>,
         has_body: bool,
@@ -105,28 +105,6 @@ impl RequestShared {
 
     fn lock(&self) -> MutexGuard<'_, RequestState> {
         lock_or_recover(&self.state)
-    }
-
-    /// Called once when hyper is done with the request (response written or connection lost).
-    pub fn finish_on_wire(self: &Arc<Self>) {
-        if self.on_wire_done.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        self.server.request_finished();
-        self.conn.request_finished();
-        let wake = {
-            let mut st = self.lock();
-            // Not a disconnect when every byte of the response was handed over, even if the app's
-            // closing `more_body=False` message is still to come (hyper ends a body at its length).
-            if !self.finished_cleanly.load(Ordering::Acquire) {
-                st.disconnected = true;
-            }
-            !st.waiters.is_empty()
-        };
-        if wake {
-            self.inbox
-                .push(Event::Wake(self.clone() as Arc<dyn Wakeable>));
-        }
     }
 
     pub fn body_failed_now(&self) -> bool {
@@ -179,6 +157,32 @@ impl RequestShared {
             }
             _ => Ok(None),
         }
+    }
+}
+
+impl OnWire for RequestShared {
+    fn finish_on_wire(self: Arc<Self>) {
+        if self.on_wire_done.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.server.request_finished();
+        self.conn.request_finished();
+        let wake = {
+            let mut st = self.lock();
+            // Not a disconnect when every byte of the response was handed over, even if the app's
+            // closing `more_body=False` message is still to come (hyper ends a body at its length).
+            if !self.finished_cleanly.load(Ordering::Acquire) {
+                st.disconnected = true;
+            }
+            !st.waiters.is_empty()
+        };
+        if wake {
+            self.inbox.wake(self.clone());
+        }
+    }
+
+    fn finished_cleanly(&self) -> bool {
+        self.finished_cleanly.load(Ordering::Acquire)
     }
 }
 
@@ -253,9 +257,7 @@ async fn pump_body(shared: Arc<RequestShared>, mut body: Incoming) {
             shared.body_failed.notify_one();
         }
         if wake {
-            shared
-                .inbox
-                .push(Event::Wake(shared.clone() as Arc<dyn Wakeable>));
+            shared.inbox.wake(shared.clone());
         }
         if shared.lock().body_state != BodyState::Reading {
             return;
@@ -420,10 +422,7 @@ impl HttpTransport {
                 let inbox = self.shared.inbox.clone();
                 self.shared.server.runtime.spawn(async move {
                     let delivered = tx.send(chunk).await.is_ok();
-                    inbox.push(Event::SendDone {
-                        future: resolve,
-                        delivered,
-                    });
+                    inbox.resolve(resolve, delivered);
                 });
                 Ok(fut)
             }
@@ -613,4 +612,10 @@ impl HttpTransport {
 
 fn bodyless_status(status: u16) -> bool {
     status < 200 || status == 204 || status == 304
+}
+
+/// Whether a response to a request of this version must close the connection (HTTP/1.0 never
+/// keeps it open).
+pub fn close_after(version: http::Version) -> bool {
+    version == http::Version::HTTP_10 || version == http::Version::HTTP_09
 }

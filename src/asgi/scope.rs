@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::config::Settings;
-use crate::server::conn::ConnInfo;
+use crate::state::connection::ConnInfo;
 
 /// 2.4: send() after disconnect raises OSError; 2.5: websocket.disconnect carries the close reason.
 pub const SPEC_VERSION: &str = "2.5";

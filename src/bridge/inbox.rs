@@ -1,5 +1,6 @@
 //! One inbox per asyncio loop: tokio threads push events without touching Python, the loop thread
-//! drains them in batches after a single eventfd wakeup.
+//! drains them in batches after a single eventfd wakeup. Generic over the jobs it carries (for the
+//! ASGI layer: a request or a WebSocket handshake to start), so the bridge knows no protocol.
 
 use std::collections::VecDeque;
 use std::io;
@@ -11,8 +12,6 @@ use tokio::sync::Notify;
 
 use pyo3::prelude::*;
 
-use crate::asgi::http::RequestCtx;
-use crate::asgi::ws::WsCtx;
 use crate::sync::lock_or_recover;
 
 /// Something whose waiting `receive()` futures may now be resolvable.
@@ -21,11 +20,9 @@ pub trait Wakeable: Send + Sync {
 }
 
 /// What a tokio thread hands to a loop thread.
-pub enum Event {
-    /// A new request: build its scope and start the app's Task.
-    Request(Box<RequestCtx>),
-    /// A WebSocket handshake: build its scope and start the app's Task.
-    WebSocket(Box<WsCtx>),
+pub enum Event<J> {
+    /// Work the layer above starts on the loop (for ASGI: a request's or a handshake's Task).
+    Job(J),
     /// Data, end of body or a disconnect arrived: resolve waiting `receive()` futures.
     Wake(Arc<dyn Wakeable>),
     /// A `send()` that had to wait for the client finished: resolve its future.
@@ -34,8 +31,34 @@ pub enum Event {
     Warning(&'static str),
 }
 
-pub struct Inbox {
-    queue: Mutex<VecDeque<Event>>,
+/// What a transport needs of its loop's inbox from a network thread, whatever jobs the inbox carries.
+pub trait Notifier: Send + Sync {
+    /// Resolve the loop's waiting `receive()` futures of `target`.
+    fn wake(&self, target: Arc<dyn Wakeable>);
+    /// Complete a future of the loop: with None, or with `ClientDisconnected` when not delivered.
+    fn resolve(&self, future: Py<PyAny>, delivered: bool);
+}
+
+impl<J: Send> Notifier for Inbox<J> {
+    fn wake(&self, target: Arc<dyn Wakeable>) {
+        self.push(Event::Wake(target));
+    }
+
+    fn resolve(&self, future: Py<PyAny>, delivered: bool) {
+        self.push(Event::SendDone { future, delivered });
+    }
+}
+
+impl<J> Inbox<J> {
+    /// Logs on the loop thread: tokio threads never attach to Python (an attach racing with
+    /// interpreter finalization crashes free-threaded CPython).
+    pub fn log_warning(&self, message: &'static str) {
+        self.push(Event::Warning(message));
+    }
+}
+
+pub struct Inbox<J> {
+    queue: Mutex<VecDeque<Event<J>>>,
     /// True while a wakeup is pending or written and not yet consumed: pushes in between skip it.
     armed: AtomicBool,
     event_fd: OwnedFd,
@@ -44,14 +67,14 @@ pub struct Inbox {
     doorbell: Arc<Notify>,
 }
 
-impl Drop for Inbox {
+impl<J> Drop for Inbox<J> {
     fn drop(&mut self) {
         self.doorbell.notify_one(); // lets the bell task see that the inbox is gone
     }
 }
 
 /// Writes the eventfd after the tasks that are ready now have run (one wakeup per batch).
-pub async fn ring_bell(inbox: Weak<Inbox>, doorbell: Arc<Notify>) {
+pub async fn ring_bell<J>(inbox: Weak<Inbox<J>>, doorbell: Arc<Notify>) {
     loop {
         doorbell.notified().await;
         tokio::task::yield_now().await;
@@ -62,7 +85,7 @@ pub async fn ring_bell(inbox: Weak<Inbox>, doorbell: Arc<Notify>) {
     }
 }
 
-impl Inbox {
+impl<J> Inbox<J> {
     pub fn new() -> io::Result<Arc<Self>> {
         // SAFETY: eventfd has no memory-safety preconditions; the result is checked below.
         let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
@@ -99,7 +122,7 @@ impl Inbox {
         self.event_fd.as_raw_fd()
     }
 
-    pub fn push(&self, event: Event) {
+    pub fn push(&self, event: Event<J>) {
         lock_or_recover(&self.queue).push_back(event);
         if !self.armed.swap(true, Ordering::AcqRel) {
             self.doorbell.notify_one();
@@ -108,7 +131,7 @@ impl Inbox {
 
     /// Takes every queued event. Clears the wakeup first so that a push racing with the drain
     /// writes a fresh one rather than being lost.
-    pub fn take_all(&self, into: &mut VecDeque<Event>) {
+    pub fn take_all(&self, into: &mut VecDeque<Event<J>>) {
         let mut counter: u64 = 0;
         // SAFETY: reading 8 bytes into a valid u64 from an eventfd we own (non-blocking).
         unsafe {

@@ -14,13 +14,13 @@ use pyo3::prelude::*;
 use tokio::sync::mpsc::OwnedPermit;
 use tokio::sync::{oneshot, Notify};
 
-use super::inbox::Inbox;
-use crate::asgi::body::ResponseBody;
-use crate::asgi::ws::Outgoing;
+use super::inbox::Notifier;
+use crate::state::body::ResponseBody;
+use crate::state::ws_message::Outgoing;
 use crate::sync::lock_or_recover;
 
-/// The loop this thread runs and its inbox.
-pub type LoopRef = (Arc<LoopLink>, Arc<Inbox>);
+/// The loop this thread runs and where its futures are resolved.
+pub type LoopRef = (Arc<LoopLink>, Arc<dyn Notifier>);
 
 thread_local! {
     /// Set by the loop's drain. A WebSocket may be sent to from another loop's task (a broadcast):
@@ -29,11 +29,11 @@ thread_local! {
 }
 
 /// Records that this thread runs `link`'s loop (cheap when already recorded).
-pub fn enter_loop(link: &Arc<LoopLink>, inbox: &Arc<Inbox>) {
+pub fn enter_loop<R: Notifier + 'static>(link: &Arc<LoopLink>, inbox: &Arc<R>) {
     CURRENT_LOOP.with(|current| {
         let mut current = current.borrow_mut();
         if !current.as_ref().is_some_and(|(l, _)| Arc::ptr_eq(l, link)) {
-            *current = Some((link.clone(), inbox.clone()));
+            *current = Some((link.clone(), inbox.clone() as Arc<dyn Notifier>));
         }
     });
 }

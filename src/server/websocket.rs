@@ -18,13 +18,15 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use super::conn::ConnInfo;
-use super::responses;
+use super::service::Service;
 use super::ws_deflate::{DeflateParams, InflatingStream, MessageDeflater};
-use super::{Shared, ShutdownStage};
-use crate::asgi::body::ResponseBody;
-use crate::asgi::ws::{Handshake, Incoming, Outgoing, WsCtx, WsShared};
+use crate::asgi::dispatch::Job;
+use crate::asgi::ws::{Handshake, Incoming, WsCtx, WsShared};
 use crate::bridge::inbox::Event;
+use crate::state::body::ResponseBody;
+use crate::state::responses;
+use crate::state::ws_message::Outgoing;
+use crate::state::{Shared, ShutdownStage};
 
 /// tungstenite zero-fills up to this much of its read buffer before every socket read, and allocates
 /// it per socket: its 128 KiB default cost 21% of the CPU of a 32-byte echo. Measured with
@@ -65,9 +67,13 @@ impl Drop for PendingGuard {
 
 pub async fn handle_upgrade(
     mut req: Request<HyperIncoming>,
-    conn: Arc<ConnInfo>,
-    server: Arc<Shared>,
+    svc: &Service,
 ) -> Response<ResponseBody> {
+    let Service {
+        conn,
+        inbox,
+        server,
+    } = svc;
     let settings = &server.settings;
     let key = req.headers().get(header::SEC_WEBSOCKET_KEY).cloned();
     let version_ok = req
@@ -83,7 +89,7 @@ pub async fn handle_upgrade(
         return response;
     };
     if !server.try_start_request() {
-        server.log_warning(&conn.inbox, "Exceeded concurrency limit.");
+        inbox.log_warning("Exceeded concurrency limit.");
         return responses::service_unavailable(settings);
     }
     conn.request_started();
@@ -99,14 +105,14 @@ pub async fn handle_upgrade(
     } else {
         None
     };
-    let shared = WsShared::new(conn.inbox.clone(), server.clone(), conn.clone());
+    let shared = WsShared::new(inbox.clone(), server.clone(), conn.clone());
     let mut guard = PendingGuard(Some(shared.clone()));
     let (decide, decision) = oneshot::channel();
-    conn.inbox.push(Event::WebSocket(Box::new(WsCtx {
+    inbox.push(Event::Job(Job::WebSocket(Box::new(WsCtx {
         parts,
         shared: shared.clone(),
         decide,
-    })));
+    }))));
     match decision.await {
         Ok(Handshake::Accept {
             subprotocol,

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 
-use crate::asgi::body::ResponseBody;
+use super::body::ResponseBody;
 use crate::config::Settings;
 
 thread_local! {

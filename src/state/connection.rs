@@ -1,0 +1,112 @@
+//! One client connection as every layer sees it: the peer and local addresses, its requests in
+//! flight, and the Python values built once for all its scopes.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use tokio::sync::Notify;
+
+pub struct ConnInfo {
+    pub client: Option<(String, u16)>,
+    pub client_ip: Option<IpAddr>,
+    /// `(host, Some(port))` for TCP, `(unix_path, None)` for a unix socket.
+    pub server: Option<(String, Option<u16>)>,
+    in_flight: AtomicUsize,
+    requests_seen: AtomicU64,
+    activity: Notify,
+    /// `scope["client"]` / `scope["server"]` built once per connection, on its loop thread.
+    client_py: OnceLock<Py<PyAny>>,
+    server_py: OnceLock<Py<PyAny>>,
+}
+
+impl ConnInfo {
+    pub fn new(
+        client: Option<(String, u16)>,
+        client_ip: Option<IpAddr>,
+        server: Option<(String, Option<u16>)>,
+    ) -> Self {
+        ConnInfo {
+            client,
+            client_ip,
+            server,
+            in_flight: AtomicUsize::new(0),
+            requests_seen: AtomicU64::new(0),
+            activity: Notify::new(),
+            client_py: OnceLock::new(),
+            server_py: OnceLock::new(),
+        }
+    }
+
+    pub fn client_tuple<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        built_once(&self.client_py, py, || {
+            Ok(match &self.client {
+                Some((host, port)) => (host.as_str(), *port).into_pyobject(py)?.into_any(),
+                None => py.None().into_bound(py),
+            })
+        })
+    }
+
+    pub fn server_tuple<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        built_once(&self.server_py, py, || {
+            Ok(match &self.server {
+                Some((host, Some(port))) => (host.as_str(), *port).into_pyobject(py)?.into_any(),
+                Some((path, None)) => (path.as_str(), py.None()).into_pyobject(py)?.into_any(),
+                None => py.None().into_bound(py),
+            })
+        })
+    }
+
+    pub fn request_started(&self) {
+        self.requests_seen.fetch_add(1, Ordering::AcqRel);
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.activity.notify_waiters();
+    }
+
+    pub fn request_finished(&self) {
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.activity.notify_waiters();
+    }
+
+    /// Whether the connection ever started a request or has one in flight now.
+    pub fn has_requests(&self) -> bool {
+        self.requests_seen.load(Ordering::Acquire) > 0 || self.in_flight.load(Ordering::Acquire) > 0
+    }
+
+    /// Resolves at the next start or end of a request on this connection.
+    pub async fn next_activity(&self) {
+        self.activity.notified().await;
+    }
+
+    /// Resolves once the connection has had no request in flight for `timeout`.
+    pub async fn idle_for(&self, timeout: Duration) {
+        loop {
+            let notified = self.activity.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.in_flight.load(Ordering::Acquire) > 0 {
+                notified.await;
+                continue;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(timeout) => return,
+                _ = notified => continue,
+            }
+        }
+    }
+}
+
+/// A Python value of the connection, built on first use and shared by all its scopes.
+fn built_once<'py>(
+    cell: &OnceLock<Py<PyAny>>,
+    py: Python<'py>,
+    build: impl FnOnce() -> PyResult<Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    if let Some(value) = cell.get() {
+        return Ok(value.bind(py).clone());
+    }
+    let value = build()?;
+    Ok(cell.get_or_init(|| value.unbind()).bind(py).clone())
+}
