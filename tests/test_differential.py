@@ -218,6 +218,13 @@ SCOPE_REQUESTS: dict[str, Any] = {
     "latin1-header-value": b"GET /echo HTTP/1.1\r\nHost: example.test\r\nX-Latin: caf\xe9\r\n\r\n",
     "http10-no-host": b"GET /echo HTTP/1.0\r\n\r\n",
     "options-star": b"OPTIONS * HTTP/1.1\r\nHost: example.test\r\n\r\n",
+    # proxy headers from the trusted loopback peer (issue 10 item 7)
+    "forwarded-for-with-port": b"GET /echo HTTP/1.1\r\nHost: example.test\r\n"
+    b"X-Forwarded-For: 203.0.113.7:4444\r\nX-Forwarded-Proto: https\r\n\r\n",
+    "forwarded-for-v6-with-port": b"GET /echo HTTP/1.1\r\nHost: example.test\r\n"
+    b"X-Forwarded-For: [2001:db8::7]:4444\r\n\r\n",
+    "forwarded-for-repeated": b"GET /echo HTTP/1.1\r\nHost: example.test\r\nX-Forwarded-For: 198.51.100.1\r\n"
+    b"X-Forwarded-For: 203.0.113.7:80, 127.0.0.1\r\n\r\n",
 }
 
 
@@ -234,7 +241,10 @@ def _exchange(server: ServerProcess, data: bytes) -> tuple[int, Any]:
     if response.header("content-type") != "application/json":
         return response.status, response.body
     scope = json.loads(response.body)
-    scope["client"][1] = scope["server"][1] = "<port>"  # the only legitimate difference
+    # the only legitimate difference: the ports of the two servers and their clients
+    scope["server"][1] = "<port>"
+    if scope["client"][0] == "127.0.0.1":
+        scope["client"][1] = "<port>"
     return response.status, scope
 
 

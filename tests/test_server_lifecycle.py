@@ -410,6 +410,31 @@ def test_proxy_headers_default_trusts_localhost_only_first_hop(server: ServerPro
     assert data["scheme"] == "https"
 
 
+@pytest.mark.parametrize(
+    ("forwarded_for", "client"),
+    [
+        (["203.0.113.7:4444"], ["203.0.113.7", 4444]),
+        (["[2001:db8::7]:4444"], ["2001:db8::7", 4444]),
+        (["[2001:db8::7]"], ["2001:db8::7", 0]),
+        (["2001:db8::7"], ["2001:db8::7", 0]),
+        (["203.0.113.7:notaport"], ["203.0.113.7:notaport", 0]),
+        # repeated fields are one list, in order (RFC 9110 5.3): the last hop is the nearest
+        (["198.51.100.1", "203.0.113.7:80"], ["203.0.113.7", 80]),
+        # a trusted hop written with its port is still recognised as trusted
+        (["203.0.113.7:1", "127.0.0.1:9999"], ["203.0.113.7", 1]),
+    ],
+)
+def test_proxy_headers_client_host_and_port(
+    server: ServerProcess, forwarded_for: list[str], client: list[Any]
+) -> None:
+    """issue 10 item 7: X-Forwarded-For entries with a port give (host, port), as uvicorn."""
+    with RawClient(server.address) as raw:
+        raw.send(request_bytes("GET", "/echo", [("X-Forwarded-For", value) for value in forwarded_for]))
+        response = raw.read_response()
+    assert response.status == 200, response
+    assert json.loads(response.body)["client"] == client
+
+
 def test_proxy_headers_ignored_from_untrusted_peer() -> None:
     with running(PROBE, "--forwarded-allow-ips", "10.9.9.9") as proc:
         data = echo(proc.url, headers=PROXIED)
