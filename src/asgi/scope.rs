@@ -49,7 +49,11 @@ fn http_version<'py>(py: Python<'py>, version: Version) -> &'py Bound<'py, PyStr
 /// The scheme a trusted proxy reports in `X-Forwarded-Proto` (its last value), in the HTTP form:
 /// `ws`/`wss` name the same transports as `http`/`https`; the scope kind picks the spelling.
 fn forwarded_scheme(parts: &http::request::Parts) -> Option<&'static str> {
-    let value = parts.headers.get_all("x-forwarded-proto").iter().last()?;
+    let value = parts
+        .headers
+        .get_all("x-forwarded-proto")
+        .iter()
+        .next_back()?;
     let proto = value.to_str().ok()?.rsplit(',').next()?.trim();
     if proto.eq_ignore_ascii_case("https") || proto.eq_ignore_ascii_case("wss") {
         Some("https")
