@@ -93,6 +93,8 @@ pub struct Settings {
     pub ws_ping_interval: Option<Duration>,
     pub ws_ping_timeout: Option<Duration>,
     pub ws_per_message_deflate: bool,
+    /// `--log-level trace`: connection made/lost lines go to the loop's logger (off: no cost).
+    pub trace_connections: bool,
 }
 
 impl Settings {
@@ -120,7 +122,7 @@ impl CoreConfig {
         proxy_headers = true, forwarded_allow_ips = vec!["127.0.0.1".to_string()],
         max_header_bytes = 65536, tokio_threads = 1, ws_enabled = true,
         ws_max_size = 16 * 1024 * 1024, ws_ping_interval = Some(20.0), ws_ping_timeout = Some(20.0),
-        ws_per_message_deflate = true))]
+        ws_per_message_deflate = true, trace_connections = false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         root_path: String,
@@ -138,6 +140,7 @@ impl CoreConfig {
         ws_ping_interval: Option<f64>,
         ws_ping_timeout: Option<f64>,
         ws_per_message_deflate: bool,
+        trace_connections: bool,
     ) -> PyResult<Self> {
         let seconds = |name: &str, v: Option<f64>| -> PyResult<Option<Duration>> {
             match v {
@@ -207,6 +210,7 @@ impl CoreConfig {
                 ws_ping_interval,
                 ws_ping_timeout,
                 ws_per_message_deflate,
+                trace_connections,
             },
         })
     }

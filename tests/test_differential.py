@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 import pytest
-from server_process import RawClient, ServerKind, ServerProcess, request_bytes, running
+from server_process import RawClient, ServerKind, ServerProcess, poll, request_bytes, running
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -419,3 +419,47 @@ def test_same_output_with_a_uvicorn_log_config(tmp_path: Path, form: str) -> Non
         "LOG uvicorn.error INFO:     <Server> running on http://127.0.0.1:<port> (Press CTRL+C to quit)"
         in uv_err
     )
+
+
+# ------------------------------------------------------------------------- --log-level trace / debug lines
+
+WS_PROBE = "tests.apps.ws_probe:app"
+
+# uvicorn lines turboasgi does not write, by design (listed in docs/migrating-from-uvicorn.md): its
+# message-logger middleware ("ASGI [n] ...") and the websockets library's frame-level DEBUG lines.
+_UNMATCHED = re.compile(r"^(TRACE:\s+(\S+ - )?ASGI \[\d+\]|DEBUG:\s+[<>=] )")
+
+
+def _count_at_least(proc: ServerProcess, text: str, count: int) -> None:
+    poll(lambda: proc.stderr.count(text) >= count, what=f"{count} x {text!r}")
+
+
+def test_same_connection_lines_at_trace_level() -> None:
+    """issue 10 item 4: --log-level trace prints uvicorn's connection made/lost, upgrade, handshake,
+    'connection open' and 'connection rejected (403 Forbidden)' lines, in the same order."""
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    outputs = []
+    kinds: tuple[ServerKind, ...] = ("uvicorn", "turboasgi")
+    for kind in kinds:
+        with running(WS_PROBE, "--log-level", "trace", "--no-access-log", kind=kind) as proc:
+            ws_base = proc.url.replace("http://", "ws://")
+            with RawClient(proc.address) as raw:
+                raw.send(request_bytes("GET", "/events?id=none", [("Connection", "close")]))
+                raw.read_response()
+            _count_at_least(proc, "HTTP connection lost", 1)
+            with connect(f"{ws_base}/echo?id=trace", open_timeout=5) as ws:
+                ws.send("hi")
+                assert ws.recv(timeout=5) == "hi"
+            _count_at_least(proc, "WebSocket connection lost", 1)
+            with pytest.raises(InvalidStatus), connect(f"{ws_base}/deny?id=trace-deny", open_timeout=5):
+                pass
+            _count_at_least(proc, "WebSocket connection lost", 2)
+            assert proc.stop() == 0
+        lines = [line for line in _normalised(proc.stderr) if not _UNMATCHED.match(line)]
+        outputs.append([line for line in lines if not line.startswith("DEBUG:")])
+    uv_lines, turbo_lines = outputs
+    assert [line for line in turbo_lines if "event loop thread(s)" not in line] == uv_lines
+    assert "INFO:     connection rejected (403 Forbidden)" in uv_lines
+    assert "TRACE:    127.0.0.1:<port> - Upgrading to WebSocket" in uv_lines

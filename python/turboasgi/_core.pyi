@@ -31,6 +31,7 @@ class CoreConfig:
         ws_ping_interval: float | None = 20.0,
         ws_ping_timeout: float | None = 20.0,
         ws_per_message_deflate: bool = True,
+        trace_connections: bool = False,
     ) -> None: ...
 
 class LoopHandle:

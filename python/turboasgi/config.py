@@ -675,4 +675,6 @@ class Config:
             ws_ping_interval=self.ws_ping_interval,
             ws_ping_timeout=self.ws_ping_timeout,
             ws_per_message_deflate=self.ws_per_message_deflate,
+            # decided once: with trace off, connections cost no log work at all
+            trace_connections=logger.isEnabledFor(TRACE_LOG_LEVEL),
         )
