@@ -54,6 +54,10 @@ class Case:
     content: bytes | None = None
     chunked: bool = False
     excluded: frozenset[str] = frozenset()
+    # a multipart/byteranges answer: its boundary is random, compared as "<boundary>"
+    multipart: bool = False
+    # a case that fails because of an issue item another change fixes: strict, so it is flipped then
+    xfail: str | None = None
 
     def send(self, client: httpx.Client) -> httpx.Response:
         content: Any = self.content
@@ -140,6 +144,25 @@ CASES = [
     Case("docs", "GET", "/docs"),
     Case("redoc", "GET", "/redoc"),
     Case("docs-oauth-redirect", "GET", "/docs/oauth2-redirect"),
+    # StaticFiles and FileResponse on a file both servers see with the same mtime (so the same etag)
+    Case("static-get", "GET", "/static/hello.txt"),
+    Case("static-css", "GET", "/static/style.css"),
+    Case("static-head", "HEAD", "/static/hello.txt", xfail="issue 10 item 1"),
+    Case("static-range", "GET", "/static/hello.txt", headers={"range": "bytes=6-10"}),
+    Case("static-suffix-range", "GET", "/static/hello.txt", headers={"range": "bytes=-12"}),
+    Case(
+        "static-multi-range", "GET", "/static/hello.txt", headers={"range": "bytes=0-4,10-14"}, multipart=True
+    ),
+    Case("static-bad-range-416", "GET", "/static/hello.txt", headers={"range": "bytes=500-"}),
+    Case("static-missing-404", "GET", "/static/nope.txt"),
+    Case("static-post-405", "POST", "/static/hello.txt"),
+    Case("file-get", "GET", "/file"),
+    Case("file-head", "HEAD", "/file"),
+    Case("file-range", "GET", "/file", headers={"range": "bytes=0-4"}),
+    Case("file-head-range", "HEAD", "/file", headers={"range": "bytes=0-4"}),
+    # server-sent events: a streamed text/event-stream response with waits between the events
+    Case("sse", "GET", "/events"),
+    Case("sse-long", "GET", "/events?count=20"),
 ]
 
 
@@ -170,12 +193,36 @@ def test_enough_cases() -> None:
     assert len({case.id for case in CASES}) == len(CASES)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def _params(cases: list[Case]) -> list[Any]:
+    return [
+        pytest.param(
+            case, id=case.id, marks=[pytest.mark.xfail(strict=True, reason=case.xfail)] if case.xfail else []
+        )
+        for case in cases
+    ]
+
+
+def _without_boundary(response: httpx.Response) -> tuple[bytes, list[tuple[str, str]]]:
+    """The body and headers of a multipart response with its random boundary replaced."""
+    boundary = response.headers["content-type"].partition("boundary=")[2].encode()
+    assert boundary, response.headers
+    headers = [
+        (name.lower(), value.replace(boundary.decode(), "<boundary>"))
+        for name, value in response.headers.multi_items()
+        if name.lower() not in ALWAYS_EXCLUDED
+    ]
+    return response.content.replace(boundary, b"<boundary>"), headers
+
+
+@pytest.mark.parametrize("case", _params(CASES))
 def test_same_response(turbo: httpx.Client, uvicorn: httpx.Client, case: Case) -> None:
     expected = case.send(uvicorn)
     actual = case.send(turbo)
     assert actual.status_code == expected.status_code
     assert actual.reason_phrase, "a registered status code is sent with its reason phrase"
+    if case.multipart:
+        assert _without_boundary(actual) == _without_boundary(expected)
+        return
     assert actual.content == expected.content
     assert comparable_headers(actual, case.excluded) == comparable_headers(expected, case.excluded)
     assert actual.headers.get_list("server") == ["turboasgi"]
@@ -463,3 +510,92 @@ def test_same_connection_lines_at_trace_level() -> None:
     assert [line for line in turbo_lines if "event loop thread(s)" not in line] == uv_lines
     assert "INFO:     connection rejected (403 Forbidden)" in uv_lines
     assert "TRACE:    127.0.0.1:<port> - Upgrading to WebSocket" in uv_lines
+
+
+# ------------------------------------------------------------------------- conditional requests, HTTP/1.0
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/static/hello.txt"),
+        pytest.param(
+            "HEAD", "/static/hello.txt", marks=pytest.mark.xfail(strict=True, reason="issue 10 item 1")
+        ),
+        ("GET", "/file"),
+        ("HEAD", "/file"),
+    ],
+)
+def test_same_conditional_answers(turbo: httpx.Client, uvicorn: httpx.Client, path: str, method: str) -> None:
+    """If-None-Match and If-Modified-Since with the validators the app gave: 304 without a body from
+    both servers, with the same headers."""
+    first = uvicorn.get(path, headers={"host": HOST})
+    validators = [
+        {"if-none-match": first.headers["etag"]},
+        {"if-modified-since": first.headers["last-modified"]},
+        {"if-none-match": '"other"'},
+    ]
+    for extra in validators:
+        expected = uvicorn.request(method, path, headers={"host": HOST, **extra})
+        actual = turbo.request(method, path, headers={"host": HOST, **extra})
+        assert (actual.status_code, actual.content) == (expected.status_code, expected.content), extra
+        assert comparable_headers(actual, frozenset()) == comparable_headers(expected, frozenset()), extra
+    if path.startswith("/static/"):  # StaticFiles answers conditional requests; FileResponse does not
+        assert uvicorn.get(path, headers={"host": HOST, **validators[0]}).status_code == 304
+
+
+HTTP10_REQUESTS: dict[str, Any] = {
+    "root": request_bytes("GET", "/", version="HTTP/1.0", host=HOST),
+    "no-host": request_bytes("GET", "/", version="HTTP/1.0", host=None),
+    "static": request_bytes("GET", "/static/hello.txt", version="HTTP/1.0", host=HOST),
+    "static-range": request_bytes(
+        "GET", "/static/hello.txt", [("Range", "bytes=0-4")], version="HTTP/1.0", host=HOST
+    ),
+    "file-head": request_bytes("HEAD", "/file", version="HTTP/1.0", host=HOST),
+    "stream": request_bytes("GET", "/stream", version="HTTP/1.0", host=HOST),
+    "sse": request_bytes("GET", "/events", version="HTTP/1.0", host=HOST),
+    "post-json": request_bytes(
+        "POST",
+        "/items/900",
+        [("Content-Type", "application/json"), ("Content-Length", str(len(json.dumps(ITEM))))],
+        json.dumps(ITEM).encode(),
+        version="HTTP/1.0",
+        host=HOST,
+    ),
+    "keep-alive": pytest.param(
+        request_bytes("GET", "/", [("Connection", "keep-alive")], version="HTTP/1.0", host=HOST),
+        marks=pytest.mark.xfail(strict=True, reason="issue 10 item 2"),
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def fastapi_servers() -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    with running(APP, "--no-access-log") as turbo, running(APP, "--no-access-log", kind="uvicorn") as uv:
+        yield turbo, uv
+
+
+def _raw_exchange(server: ServerProcess, data: bytes) -> tuple[int, list[tuple[str, str]], bytes, bool]:
+    """One HTTP/1.0 exchange: status, headers (but date and server), body, and whether the server then
+    closed the connection. The status line's version is left out: uvicorn answers HTTP/1.0 clients
+    with ``HTTP/1.1``, hyper with ``HTTP/1.0`` (both valid; listed in docs/migrating-from-uvicorn.md)."""
+    with RawClient(server.address) as raw:
+        raw.send(data)
+        response = raw.read_response(head_request=data.startswith(b"HEAD"))
+        closed = raw.closed_by_peer(timeout=2.0)
+    headers = [
+        (name.lower(), value) for name, value in response.headers if name.lower() not in ALWAYS_EXCLUDED
+    ]
+    return response.status, headers, response.body, closed
+
+
+@pytest.mark.parametrize("data", list(HTTP10_REQUESTS.values()), ids=list(HTTP10_REQUESTS))
+def test_same_http10_answers(fastapi_servers: tuple[ServerProcess, ServerProcess], data: bytes) -> None:
+    turbo, uv = fastapi_servers
+    expected, actual = _raw_exchange(uv, data), _raw_exchange(turbo, data)
+    if ("transfer-encoding", "chunked") in expected[1]:
+        # uvicorn sends chunked framing to HTTP/1.0 clients, which RFC 9112 6.1 forbids; turboasgi
+        # delimits the body by closing the connection (docs/migrating-from-uvicorn.md)
+        assert not [value for name, value in actual[1] if name == "transfer-encoding"]
+        expected = (expected[0], [h for h in expected[1] if h[0] != "transfer-encoding"], *expected[2:])
+    assert actual == expected
