@@ -24,6 +24,7 @@ from turboasgi.config import (
     ConfigError,
 )
 from turboasgi.lifespan import LifespanOff, LifespanOn
+from turboasgi.logging import TRACE_LOG_LEVEL, DefaultFormatter, has_output
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -59,7 +60,16 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def _restore_loggers() -> Iterator[None]:
     """Some tests install other logging configurations; put the turboasgi loggers back afterwards."""
     yield
-    for name in ("turboasgi", "turboasgi.error", "turboasgi.access", "turboasgi.asgi"):
+    for name in (
+        "turboasgi",
+        "turboasgi.error",
+        "turboasgi.access",
+        "turboasgi.asgi",
+        "uvicorn",
+        "uvicorn.error",
+        "uvicorn.access",
+        "uvicorn.asgi",
+    ):
         logger = logging.getLogger(name)
         logger.handlers = []
         logger.propagate = True
@@ -294,7 +304,15 @@ def test_core_config_defaults(fake_core: dict[str, Any]) -> None:
         "ws_ping_interval": 20.0,
         "ws_ping_timeout": 20.0,
         "ws_per_message_deflate": True,
+        "trace_connections": False,
     }
+
+
+def test_core_config_trace_connections_follow_the_log_level(fake_core: dict[str, Any]) -> None:
+    Config("a:b", log_config=LOGGING_CONFIG, log_level="trace").core_config()
+    assert fake_core["trace_connections"] is True
+    Config("a:b", log_config=LOGGING_CONFIG, log_level="debug").core_config()
+    assert fake_core["trace_connections"] is False
 
 
 def test_core_config_mapping(fake_core: dict[str, Any]) -> None:
@@ -614,3 +632,92 @@ def test_default_log_output_format(capsys: pytest.CaptureFixture[str]) -> None:
     captured = capsys.readouterr()
     assert captured.err == "INFO:     Started server process [123]\nWARNING:  careful\n"
     assert captured.out == 'INFO:     127.0.0.1:54321 - "GET /a/b%20c?x=1 HTTP/1.1" 200 OK\n'
+
+
+# ---------------------------------------------------------------------------------- uvicorn log configs
+
+
+class Captured(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=1)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def _uvicorn_style(level: str = "INFO") -> dict[str, Any]:
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "handlers": {
+            "err": {"()": Captured},
+            "acc": {"()": Captured},
+        },
+        "loggers": {
+            "uvicorn": {"handlers": ["err"], "level": level, "propagate": False},
+            "uvicorn.error": {"level": level},
+            "uvicorn.access": {"handlers": ["acc"], "level": level, "propagate": False},
+        },
+    }
+
+
+def _handler(name: str) -> Captured:
+    handler = logging.getLogger(name).handlers[0]
+    assert isinstance(handler, Captured)
+    return handler
+
+
+def test_uvicorn_log_config_receives_turboasgi_records() -> None:
+    """issue 10 item 4: records of the turboasgi loggers reach the uvicorn loggers' handlers, named as
+    uvicorn's own, through the uvicorn loggers' levels."""
+    Config("a:b", log_config=_uvicorn_style("WARNING"))
+    logging.getLogger("turboasgi.error").info("hidden by the uvicorn level")
+    logging.getLogger("turboasgi.error").warning("shown")
+    logging.getLogger("turboasgi.access").warning(
+        '%s - "%s %s HTTP/%s" %d', "1.2.3.4:5", "GET", "/", "1.1", 200
+    )
+    errors, access = _handler("uvicorn").records, _handler("uvicorn.access").records
+    assert [(r.name, r.getMessage()) for r in errors] == [("uvicorn.error", "shown")]
+    assert [(r.name, r.getMessage()) for r in access] == [
+        ("uvicorn.access", '1.2.3.4:5 - "GET / HTTP/1.1" 200')
+    ]
+
+
+def test_log_level_applies_to_the_uvicorn_loggers_too() -> None:
+    Config("a:b", log_config=_uvicorn_style("WARNING"), log_level="trace")
+    assert logging.getLogger("uvicorn.error").level == TRACE_LOG_LEVEL
+    assert logging.getLogger("turboasgi.error").isEnabledFor(TRACE_LOG_LEVEL)
+    logging.getLogger("turboasgi.error").log(TRACE_LOG_LEVEL, "connection made")
+    assert [r.getMessage() for r in _handler("uvicorn").records] == ["connection made"]
+
+
+def test_a_config_naming_turboasgi_loggers_is_used_as_written() -> None:
+    config = _uvicorn_style()
+    config["loggers"]["turboasgi.error"] = {"handlers": ["err"], "level": "ERROR", "propagate": False}
+    Config("a:b", log_config=config)
+    logging.getLogger("turboasgi.error").warning("below ERROR")
+    logging.getLogger("turboasgi.error").error("kept")
+    assert [(r.name, r.getMessage()) for r in _handler("uvicorn").records] == [("turboasgi.error", "kept")]
+
+
+def test_no_access_log_with_a_uvicorn_log_config() -> None:
+    Config("a:b", log_config=_uvicorn_style(), access_log=False)
+    logging.getLogger("turboasgi.access").info('%s - "%s %s HTTP/%s" %d', "1.2.3.4:5", "GET", "/", "1.1", 200)
+    assert _handler("uvicorn.access").records == []
+    assert not has_output(logging.getLogger("turboasgi.access"))
+    assert has_output(logging.getLogger("turboasgi.error"))
+
+
+def test_uvicorn_formatter_classes_need_no_uvicorn(tmp_path: Path) -> None:
+    """``uvicorn.logging.*`` in an ini file means ours: the formatters work without uvicorn."""
+    ini = tmp_path / "log.ini"
+    ini.write_text(
+        "[loggers]\nkeys=root,uvicorn\n[handlers]\nkeys=h\n[formatters]\nkeys=f\n"
+        "[logger_root]\nhandlers=\n[logger_uvicorn]\nlevel=INFO\nhandlers=h\npropagate=0\nqualname=uvicorn\n"
+        "[handler_h]\nclass=logging.StreamHandler\nformatter=f\nargs=(sys.stderr,)\n"
+        "[formatter_f]\nclass=uvicorn.logging.DefaultFormatter\nformat=%(levelprefix)s %(message)s\n"
+    )
+    Config("a:b", log_config=str(ini))
+    handler = logging.getLogger("uvicorn").handlers[0]
+    assert type(handler.formatter) is DefaultFormatter
