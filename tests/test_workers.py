@@ -119,9 +119,11 @@ def test_supervisor_logs_and_graceful_stop() -> None:
 
 @pytest.mark.timeout(60)
 def test_sigint_stops_with_status_0() -> None:
-    with workers("--workers", "2") as server:
+    with workers("--workers", "2", "--http", "httptools") as server:
         worker_pids(server, 2)
         assert server.stop(signal.SIGINT) == 0, server.output
+    # a compatibility-only option says once, not once per worker, that it is ignored (issue 10 item 10)
+    assert server.stderr.count("--http httptools is accepted for compatibility and ignored") == 1
 
 
 @pytest.mark.timeout(60)

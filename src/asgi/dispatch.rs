@@ -17,6 +17,9 @@ use crate::errors::ClientDisconnected;
 use crate::state::Shared;
 use crate::sync::lock_or_recover;
 
+/// `turboasgi.logging.TRACE_LOG_LEVEL` (uvicorn's level 5).
+const TRACE_LOG_LEVEL: u8 = 5;
+
 /// What the network side asks an event loop to start.
 pub enum Job {
     /// A new request: build its scope and start the app's Task.
@@ -121,6 +124,13 @@ impl LoopEntry {
                     .error_logger()
                     .bind(py)
                     .call_method1(intern!(py, "warning"), (message,))?;
+                Ok(())
+            }
+            Event::Trace(message) => {
+                self.server
+                    .error_logger()
+                    .bind(py)
+                    .call_method1(intern!(py, "log"), (TRACE_LOG_LEVEL, message))?;
                 Ok(())
             }
             Event::SendDone { future, delivered } => {

@@ -566,8 +566,9 @@ impl HttpTransport {
         }
     }
 
-    /// The app raised or returned without completing its response.
-    fn fail(&self, py: Python<'_>) -> PyResult<()> {
+    /// The app raised or returned without completing its response. True when the client gets an
+    /// error response instead (nothing was sent yet), false when a response under way is cut off.
+    fn fail(&self, py: Python<'_>) -> PyResult<bool> {
         let mut st = self.lock();
         match st.phase {
             Phase::Idle | Phase::Started { .. } => {
@@ -580,10 +581,11 @@ impl HttpTransport {
                 self.shared.lock().response_complete = true;
                 let _ = self.deliver(py, &mut st, response);
                 st.status = Some(500);
-                self.mark_complete(py, &mut st, false)
+                self.mark_complete(py, &mut st, false)?;
+                Ok(true)
             }
-            Phase::Streaming { .. } => self.abort(py, &mut st),
-            Phase::Complete => Ok(()),
+            Phase::Streaming { .. } => self.abort(py, &mut st).map(|()| false),
+            Phase::Complete => Ok(false),
         }
     }
 

@@ -30,6 +30,8 @@ pub enum Event<J> {
     SendDone { future: Py<PyAny>, delivered: bool },
     /// A warning for the `turboasgi.error` logger.
     Warning(&'static str),
+    /// A TRACE-level line for the `turboasgi.error` logger (only pushed with `--log-level trace`).
+    Trace(String),
 }
 
 /// What a transport needs of its loop's inbox from a network thread, whatever jobs the inbox carries.
@@ -55,6 +57,10 @@ impl<J> Inbox<J> {
     /// interpreter finalization crashes free-threaded CPython).
     pub fn log_warning(&self, message: &'static str) {
         self.push(Event::Warning(message));
+    }
+
+    pub fn log_trace(&self, message: String) {
+        self.push(Event::Trace(message));
     }
 }
 
