@@ -165,7 +165,8 @@ def test_forwarded_headers(tmp_path: Path, transport: str, certificate: tuple[Pa
             # a client cannot choose its address by sending its own X-Forwarded-For: nginx appends the
             # real one, and the server takes the last address not from a trusted proxy
             spoofed = http.get(f"{stack.url}/whoami", headers={"x-forwarded-for": "203.0.113.9"}).json()
-        with client(headers={"host": "example.com"}, verify=ssl.create_default_context(cafile=str(certificate[0]))) as https:
+        trust = ssl.create_default_context(cafile=str(certificate[0]))
+        with client(headers={"host": "example.com"}, verify=trust) as https:
             secure = https.get(f"https://127.0.0.1:{https_port}/whoami").json()
     assert plain["client"][0] == CLIENT_ADDRESS
     assert plain["scheme"] == "http"
