@@ -36,11 +36,22 @@ FRAMEWORKS = {
     "fastapi": Framework("tests.frameworks.apps.fastapi_app:app", ("fastapi", "pydantic_core")),
 }
 
-# Frameworks .ci/run cannot install on free-threaded CPython, and why (checked with
-# `pip download --only-binary=:all: --abi cp313t` for the pinned versions).
-NO_FREE_THREADED_WHEEL = {
-    "litestar": "msgspec 0.22 (a Litestar dependency) has no free-threaded (cp313t) wheel",
-}
+REQUIREMENTS = Path(__file__).with_name("requirements.txt")
+NO_WHEEL_MARK = "# no free-threaded wheel:"
+
+
+def frameworks_without_free_threaded_wheel() -> dict[str, str]:
+    """The frameworks .ci/run leaves out on free-threaded CPython, and why: the marked lines of
+    requirements.txt (checked with `pip download --only-binary=:all:` for the pinned versions)."""
+    marked = {}
+    for line in REQUIREMENTS.read_text().splitlines():
+        requirement, mark, reason = line.partition(NO_WHEEL_MARK)
+        if mark and "==" in requirement:
+            marked[requirement.split("==")[0].strip()] = reason.strip()
+    return marked
+
+
+NO_FREE_THREADED_WHEEL = frameworks_without_free_threaded_wheel()
 
 # Frameworks whose lifespan handling assumes one event loop per application object, and what goes
 # wrong when turboasgi runs several loops in one process (--threads, or the default on free-threaded
