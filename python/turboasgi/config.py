@@ -35,6 +35,7 @@ from turboasgi.logging import (
     translate_ini_formatter_classes,
     uses_uvicorn_loggers,
 )
+from turboasgi.systemd import SystemdSocketError, take_listen_fd
 
 if TYPE_CHECKING:
     from turboasgi._core import CoreConfig
@@ -279,12 +280,23 @@ class Config:
         self.limit_request_fields = limit_request_fields
         self.limit_request_field_size = limit_request_field_size
 
+        try:
+            systemd_fd = take_listen_fd()
+        except SystemdSocketError as exc:
+            raise ConfigError(str(exc)) from None
+        # socket activation: systemd's socket replaces --host/--port (an explicit --uds/--fd wins)
+        self.systemd_socket = systemd_fd is not None and uds is None and fd is None
+        if self.systemd_socket:
+            self.fd = systemd_fd
+
         self.loaded = False
         self.loaded_app: ASGIApp | None = None
         self.lifespan_class: type[LifespanOn] | type[LifespanOff] | None = None
         self.ssl: ssl.SSLContext | None = None
 
         self.configure_logging()
+        if self.systemd_socket:
+            logger.info("Serving the socket passed by systemd (LISTEN_FDS), file descriptor %d", self.fd)
 
         self.reload_dirs: list[Path] = []
         self.reload_dirs_excludes: list[Path] = []
