@@ -10,6 +10,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
+use super::head_scan::HeadScan;
 use super::head_timeout::HeadTimeout;
 use super::service::Service;
 use crate::asgi::dispatch::AsgiInbox;
@@ -104,7 +105,7 @@ async fn drive<IO>(
         async move { Ok::<_, std::convert::Infallible>(svc.call(req).await) }
     });
     let connection = builder
-        .serve_connection(TokioIo::new(io), service)
+        .serve_connection(TokioIo::new(HeadScan::new(io)), service)
         .with_upgrades();
     tokio::pin!(connection);
     let keep_alive = settings.timeout_keep_alive;

@@ -2,6 +2,7 @@
 //! protocol-agnostic service, WebSocket upgrades, shutdown, and the Python-facing `ServerCore`.
 
 pub mod conn;
+mod head_scan;
 mod head_timeout;
 pub mod limits;
 pub mod listener;
