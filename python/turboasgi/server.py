@@ -180,6 +180,8 @@ class Server:
             return
 
         try:
+            # Metrics first: once the "running on" line is out, everything is being served.
+            metrics = config.bind_metrics_socket() if config.metrics_port is not None else None
             listening = list(sockets) if sockets else [config.bind_socket()]
         except SystemExit:
             await self.lifespan.shutdown()
@@ -188,6 +190,9 @@ class Server:
             core.listen(sock.fileno(), unix=sock.family == socket.AF_UNIX)
         if not sockets:
             self._sockets = listening
+        if metrics is not None:
+            core.serve_metrics(metrics.fileno())
+            self._sockets.append(metrics)
         self.servers = [Listener(listening)]
         self.started = True
 
