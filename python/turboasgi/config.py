@@ -574,6 +574,11 @@ class Config:
         if self.interface == "asgi2":
             app = ASGI2Middleware(app)
 
+        if logger.isEnabledFor(TRACE_LOG_LEVEL):
+            from turboasgi.message_logger import MessageLogger
+
+            app = MessageLogger(app)
+
         self.loaded_app = app
         self.loaded = True
 
