@@ -330,6 +330,8 @@ def test_ipv6_host_logged_in_brackets() -> None:
         assert proc.host == "[::1]"
         data = echo(proc.url)
         assert data["client"][0] == "::1"
+        # the IPv6 loopback is a trusted proxy by default, as in uvicorn
+        assert echo(proc.url, headers={"X-Forwarded-For": "203.0.113.7"})["client"] == ["203.0.113.7", 0]
 
 
 def test_timeout_keep_alive_closes_idle_connection() -> None:
