@@ -235,7 +235,7 @@ def test_limit_max_requests_stops_the_server() -> None:
         for _ in range(2):
             assert httpx.get(proc.url, timeout=5.0).text == "ok"
         assert proc.wait(timeout=10.0) == 0, proc.output
-    assert "WARNING:  Maximum request limit of 2 exceeded. Terminating process." in proc.stderr
+    assert "INFO:     Maximum request limit of 2 exceeded. Terminating process." in proc.stderr  # as uvicorn
     assert "Application shutdown complete." in proc.stderr
 
 

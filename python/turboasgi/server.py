@@ -257,7 +257,7 @@ class Server:
         request_limit = self.limit_max_requests
         if request_limit is not None and self.core is not None:
             if self.core.request_count() >= request_limit:
-                logger.warning("Maximum request limit of %d exceeded. Terminating process.", request_limit)
+                logger.info("Maximum request limit of %d exceeded. Terminating process.", request_limit)
                 return True
         return False
 
