@@ -241,7 +241,7 @@ def test_web_concurrency(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_forwarded_allow_ips(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert Config("a:b", log_config=None).forwarded_allow_ips == ["127.0.0.1"]
+    assert Config("a:b", log_config=None).forwarded_allow_ips == ["127.0.0.1", "::1"]  # as uvicorn
     monkeypatch.setenv("FORWARDED_ALLOW_IPS", "10.0.0.1, 10.0.0.0/8")
     assert Config("a:b", log_config=None).forwarded_allow_ips == ["10.0.0.1", "10.0.0.0/8"]
     config = Config("a:b", log_config=None, forwarded_allow_ips="*")
@@ -296,7 +296,7 @@ def test_core_config_defaults(fake_core: dict[str, Any]) -> None:
         "timeout_keep_alive": 5.0,
         "limit_concurrency": None,
         "proxy_headers": True,
-        "forwarded_allow_ips": ["127.0.0.1"],
+        "forwarded_allow_ips": ["127.0.0.1", "::1"],
         "max_header_bytes": 65536,
         "tokio_threads": 1,
         "ws_enabled": True,

@@ -612,3 +612,36 @@ def test_http10_keep_alive_announces_one_option(fastapi_servers: tuple[ServerPro
     ]
     assert options in (["keep-alive"], ["close"]), headers
     assert closed == (options == ["close"])
+
+
+def test_same_asgi_message_lines_at_trace_level() -> None:
+    """--log-level trace shows every ASGI event as uvicorn's message logger does: the lifespan, then per
+    request ``Started``, each ``Receive``/``Send`` with bodies and headers as placeholders, and
+    ``Completed``. The scope's own text is left out of the comparison (its keys come in another order,
+    and turboasgi's spec_version differs)."""
+    requests = [
+        request_bytes("POST", "/echo", [("Content-Length", "5"), ("Connection", "close")], b"hello"),
+        request_bytes("GET", "/?x=1", [("Connection", "close")]),
+        request_bytes("GET", "/raise-before", [("Connection", "close")]),
+    ]
+    outputs = []
+    kinds: tuple[ServerKind, ...] = ("uvicorn", "turboasgi")
+    for kind in kinds:
+        with running(PROBE, "--log-level", "trace", "--no-access-log", kind=kind) as proc:
+            for data in requests:
+                with RawClient(proc.address) as raw:
+                    raw.send(data)
+                    raw.read_response()
+                # one request after the other, so that the numbering and the order are the same
+                _count_at_least(proc, "HTTP connection lost", requests.index(data) + 1)
+            assert proc.stop() == 0
+        lines = [
+            re.sub(r"Started scope=\{'type': '(\w+)'.*", r"Started scope=\1", line)
+            for line in _normalised(proc.stderr)
+            if " ASGI [" in line
+        ]
+        outputs.append(lines)
+    uv_lines, turbo_lines = outputs
+    assert turbo_lines == uv_lines
+    assert "TRACE:    127.0.0.1:<port> - ASGI [2] Started scope=http" in uv_lines
+    assert "TRACE:    127.0.0.1:<port> - ASGI [4] Raised exception" in uv_lines

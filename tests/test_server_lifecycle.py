@@ -235,7 +235,7 @@ def test_limit_max_requests_stops_the_server() -> None:
         for _ in range(2):
             assert httpx.get(proc.url, timeout=5.0).text == "ok"
         assert proc.wait(timeout=10.0) == 0, proc.output
-    assert "WARNING:  Maximum request limit of 2 exceeded. Terminating process." in proc.stderr
+    assert "INFO:     Maximum request limit of 2 exceeded. Terminating process." in proc.stderr  # as uvicorn
     assert "Application shutdown complete." in proc.stderr
 
 
@@ -330,6 +330,8 @@ def test_ipv6_host_logged_in_brackets() -> None:
         assert proc.host == "[::1]"
         data = echo(proc.url)
         assert data["client"][0] == "::1"
+        # the IPv6 loopback is a trusted proxy by default, as in uvicorn
+        assert echo(proc.url, headers={"X-Forwarded-For": "203.0.113.7"})["client"] == ["203.0.113.7", 0]
 
 
 def test_timeout_keep_alive_closes_idle_connection() -> None:

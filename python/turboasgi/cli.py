@@ -276,7 +276,7 @@ def _metavar(choices: list[str]) -> str:
     type=str,
     default=None,
     help="Comma-separated addresses or networks trusted to send proxy headers; '*' trusts all. "
-    "Default: $FORWARDED_ALLOW_IPS, or 127.0.0.1.",
+    "Default: $FORWARDED_ALLOW_IPS, or 127.0.0.1,::1.",
 )
 @click.option(
     "--root-path",

@@ -88,7 +88,8 @@ DEFAULT_WS_MAX_QUEUE = 32
 DEFAULT_WS_PING_INTERVAL = 20.0
 DEFAULT_WS_PING_TIMEOUT = 20.0
 DEFAULT_MAX_HEADER_BYTES = 65536
-DEFAULT_FORWARDED_ALLOW_IPS = ["127.0.0.1"]
+# both loopback addresses, as uvicorn (0.30 and later) and gunicorn trust by default
+DEFAULT_FORWARDED_ALLOW_IPS = ["127.0.0.1", "::1"]
 
 logger = logging.getLogger("turboasgi.error")
 
@@ -573,6 +574,11 @@ class Config:
 
         if self.interface == "asgi2":
             app = ASGI2Middleware(app)
+
+        if logger.isEnabledFor(TRACE_LOG_LEVEL):
+            from turboasgi.message_logger import MessageLogger
+
+            app = MessageLogger(app)
 
         self.loaded_app = app
         self.loaded = True

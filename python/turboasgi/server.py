@@ -18,7 +18,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from turboasgi._core import ServerCore
-from turboasgi.logging import has_output
+from turboasgi.logging import has_output, style
 from turboasgi.loops import (
     LoopRuntime,
     LoopThread,
@@ -151,7 +151,8 @@ class Server:
         self.lifespan = self.main_runtime.lifespan
 
         message = "Started server process [%d]"
-        logger.info(message, process_id, extra={"color_message": message})
+        color_message = "Started server process [" + style("%d", fg="cyan") + "]"
+        logger.info(message, process_id, extra={"color_message": color_message})
 
         await self.startup(sockets=sockets)
         if self.should_exit:
@@ -159,7 +160,9 @@ class Server:
         await self.main_loop()
         await self.shutdown(sockets=sockets)
 
-        logger.info("Finished server process [%d]", process_id, extra={"color_message": message})
+        message = "Finished server process [%d]"
+        color_message = "Finished server process [" + style("%d", fg="cyan") + "]"
+        logger.info(message, process_id, extra={"color_message": color_message})
 
     async def startup(self, sockets: Sequence[socket.socket] | None = None) -> None:
         await self.lifespan.startup()
@@ -254,7 +257,7 @@ class Server:
         request_limit = self.limit_max_requests
         if request_limit is not None and self.core is not None:
             if self.core.request_count() >= request_limit:
-                logger.warning("Maximum request limit of %d exceeded. Terminating process.", request_limit)
+                logger.info("Maximum request limit of %d exceeded. Terminating process.", request_limit)
                 return True
         return False
 
