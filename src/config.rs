@@ -103,6 +103,8 @@ pub struct Settings {
     pub limit_request_fields: Option<usize>,
     /// `--limit-request-field-size`: longest header field (`name: value`) in bytes.
     pub limit_request_field_size: Option<usize>,
+    /// `--log-level trace`: connection made/lost lines go to the loop's logger (off: no cost).
+    pub trace_connections: bool,
 }
 
 impl Settings {
@@ -131,7 +133,8 @@ impl CoreConfig {
         max_header_bytes = 65536, tokio_threads = 1, ws_enabled = true,
         ws_max_size = 16 * 1024 * 1024, ws_ping_interval = Some(20.0), ws_ping_timeout = Some(20.0),
         ws_per_message_deflate = true, metrics = false, timeout_request_head = None,
-        limit_request_line = None, limit_request_fields = None, limit_request_field_size = None))]
+        limit_request_line = None, limit_request_fields = None, limit_request_field_size = None,
+        trace_connections = false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         root_path: String,
@@ -154,6 +157,7 @@ impl CoreConfig {
         limit_request_line: Option<usize>,
         limit_request_fields: Option<usize>,
         limit_request_field_size: Option<usize>,
+        trace_connections: bool,
     ) -> PyResult<Self> {
         let seconds = |name: &str, v: Option<f64>| -> PyResult<Option<Duration>> {
             match v {
@@ -240,6 +244,7 @@ impl CoreConfig {
                 limit_request_line,
                 limit_request_fields,
                 limit_request_field_size,
+                trace_connections,
             },
         })
     }

@@ -200,6 +200,21 @@ def test_scope(server: ServerProcess) -> None:
     assert "sec-websocket-key" in names and "upgrade" in names
 
 
+@pytest.mark.parametrize(
+    ("proto", "scheme"), [("wss", "wss"), ("https", "wss"), ("ws", "ws"), ("http", "ws")]
+)
+def test_scope_scheme_and_client_from_proxy_headers(server: ServerProcess, proto: str, scheme: str) -> None:
+    """issue 10 item 7: X-Forwarded-Proto from a trusted proxy sets the WebSocket scheme in its ws
+    spelling, and X-Forwarded-For with a port gives the client's (host, port)."""
+    key = new_id()
+    headers = {"X-Forwarded-Proto": proto, "X-Forwarded-For": "[2001:db8::7]:4444"}
+    with connect(ws_url(server, f"/echo?id={key}"), additional_headers=headers, open_timeout=5):
+        pass
+    scope = find(wait_events(server, key, has("first")), "first")["scope"]
+    assert scope["scheme"] == scheme
+    assert scope["client"] == ["2001:db8::7", 4444]
+
+
 def test_scope_without_subprotocols(server: ServerProcess) -> None:
     key = new_id()
     with connect(ws_url(server, f"/echo?id={key}")) as ws:

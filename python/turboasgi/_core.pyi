@@ -31,6 +31,7 @@ class CoreConfig:
         ws_ping_interval: float | None = 20.0,
         ws_ping_timeout: float | None = 20.0,
         ws_per_message_deflate: bool = True,
+        trace_connections: bool = False,
     ) -> None: ...
 
 class LoopHandle:
@@ -69,8 +70,9 @@ class HttpTransport:
     def response_complete(self) -> bool: ...
     @property
     def client_disconnected(self) -> bool: ...
-    def fail(self) -> None:
-        """The app raised or returned early: 500 if nothing was sent yet, else abort the connection."""
+    def fail(self) -> bool:
+        """The app raised or returned early: 500 if nothing was sent yet (True), else abort the
+        connection (False)."""
     def on_response(self, callback: Callable[[int], object]) -> None:
         """Call ``callback(status)`` once, when a response head goes out (the status the client gets)."""
 

@@ -152,18 +152,11 @@ impl LoopEntry {
             Event::Job(Job::WebSocket(ctx)) => self.start_websocket(py, *ctx),
             Event::Job(Job::Refused(refused)) => self.log_refused(py, *refused),
             Event::Wake(shared) => shared.wake_waiters(py),
-            Event::Warning(message) => {
+            Event::Log(level, message) => {
                 self.server
                     .error_logger()
                     .bind(py)
-                    .call_method1(intern!(py, "warning"), (message,))?;
-                Ok(())
-            }
-            Event::Info(message) => {
-                self.server
-                    .error_logger()
-                    .bind(py)
-                    .call_method1(intern!(py, "info"), (message,))?;
+                    .call_method1(intern!(py, "log"), (level.number(), message))?;
                 Ok(())
             }
             Event::SendDone { future, delivered } => {

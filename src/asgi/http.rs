@@ -735,8 +735,9 @@ impl HttpTransport {
         result
     }
 
-    /// The app raised or returned without completing its response.
-    fn fail(&self, py: Python<'_>) -> PyResult<()> {
+    /// The app raised or returned without completing its response. True when the client gets an
+    /// error response instead (nothing was sent yet), false when a response under way is cut off.
+    fn fail(&self, py: Python<'_>) -> PyResult<bool> {
         let result = self.fail_locked(py);
         self.report(py);
         result
@@ -864,7 +865,7 @@ impl HttpTransport {
         }
     }
 
-    fn fail_locked(&self, py: Python<'_>) -> PyResult<()> {
+    fn fail_locked(&self, py: Python<'_>) -> PyResult<bool> {
         let mut st = self.lock();
         match st.phase {
             Phase::Idle | Phase::Started { .. } => {
@@ -877,18 +878,18 @@ impl HttpTransport {
                 };
                 self.shared.lock().response_complete = true;
                 let delivered = self.deliver(py, &mut st, response).is_ok();
-                let status = if body_failed { 400 } else { 500 };
-                st.status = Some(status);
+                st.status = Some(if body_failed { 400 } else { 500 });
                 if body_failed && !delivered {
                     // The network side answered the broken body with its own 400.
                     st.to_report = Some(400);
                 }
-                self.mark_complete(py, &mut st, false)
+                self.mark_complete(py, &mut st, false)?;
+                Ok(delivered)
             }
-            Phase::Streaming { .. } => self.abort(py, &mut st),
+            Phase::Streaming { .. } => self.abort(py, &mut st).map(|()| false),
             // The head of a bodyless response is out: the client has everything it will get.
-            Phase::Discarding => self.mark_complete(py, &mut st, true),
-            Phase::Complete => Ok(()),
+            Phase::Discarding => self.mark_complete(py, &mut st, true).map(|()| false),
+            Phase::Complete => Ok(false),
         }
     }
 }

@@ -13,6 +13,8 @@ use tokio::sync::watch;
 use super::head_scan::HeadScan;
 use super::head_timeout::HeadTimeout;
 use super::service::Service;
+use crate::asgi::dispatch::AsgiInbox;
+use crate::state::connection::ConnInfo;
 use crate::state::ShutdownStage;
 
 /// How long a connection that has not sent its first request yet may still start one once a
@@ -25,6 +27,41 @@ const MAX_HEADERS: usize = 256;
 /// Without `--timeout-request-head`, headers that take longer than this to arrive close the
 /// connection (slow-client protection).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// With `--log-level trace`: "<peer> - HTTP connection made" now, "... lost" when dropped (as uvicorn
+/// logs them), unless the connection became a WebSocket, whose own lines take over.
+pub struct ConnectionTrace {
+    inbox: Arc<AsgiInbox>,
+    conn: Arc<ConnInfo>,
+    kind: &'static str,
+}
+
+impl ConnectionTrace {
+    pub fn start(svc: &Service, kind: &'static str) -> Option<Self> {
+        if !svc.server.settings.trace_connections {
+            return None;
+        }
+        let prefix = svc.conn.log_prefix();
+        svc.inbox
+            .log_trace(format!("{prefix}{kind} connection made"));
+        Some(ConnectionTrace {
+            inbox: svc.inbox.clone(),
+            conn: svc.conn.clone(),
+            kind,
+        })
+    }
+}
+
+impl Drop for ConnectionTrace {
+    fn drop(&mut self) {
+        if self.kind == "HTTP" && self.conn.is_upgraded() {
+            return;
+        }
+        let prefix = self.conn.log_prefix();
+        self.inbox
+            .log_trace(format!("{prefix}{} connection lost", self.kind));
+    }
+}
 
 pub async fn serve<IO>(io: IO, svc: Arc<Service>, shutdown: watch::Receiver<ShutdownStage>)
 where
@@ -49,6 +86,7 @@ async fn drive<IO>(
     let conn = svc.conn.clone();
     let server = svc.server.clone();
     let _count = server.connection_opened();
+    let _trace = ConnectionTrace::start(&svc, "HTTP");
     let settings = &server.settings;
     let mut builder = http1::Builder::new();
     builder
