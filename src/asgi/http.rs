@@ -474,7 +474,9 @@ impl HttpTransport {
         if result.is_err() {
             // The client is gone: the app's next send() reports it.
             st.phase = Phase::Complete;
-            self.shared.lock().response_complete = true;
+            let mut request = self.shared.lock();
+            request.response_complete = true;
+            request.disconnected = true;
         }
     }
 

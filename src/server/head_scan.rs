@@ -305,6 +305,51 @@ mod tests {
         }
     }
 
+    /// The scan's cost per request head: `cargo test --release --lib head_scan_cost -- --ignored
+    /// --nocapture` (a wrk head of 40 bytes and a browser-like one of about 500).
+    #[test]
+    #[ignore]
+    fn head_scan_cost() {
+        let wrk = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n".to_vec();
+        let mut browser = b"GET /static/app.js?v=3 HTTP/1.1\r\nHost: example.org\r\n".to_vec();
+        for (name, value) in [
+            (
+                "User-Agent",
+                "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+            ),
+            (
+                "Accept",
+                "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+            ),
+            ("Accept-Language", "en-US,en;q=0.5"),
+            ("Accept-Encoding", "gzip, deflate, br, zstd"),
+            (
+                "Cookie",
+                "session=0123456789abcdef0123456789abcdef; theme=dark; consent=yes",
+            ),
+            (
+                "Referer",
+                "https://example.org/some/page/with/a/long/path?and=query",
+            ),
+            ("Connection", "keep-alive"),
+        ] {
+            browser.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+        }
+        browser.extend_from_slice(b"\r\n");
+        for (label, head) in [("wrk", wrk), ("browser", browser)] {
+            let mut buf = head.clone();
+            let mut scanner = Scanner::new();
+            let rounds = 2_000_000;
+            let start = std::time::Instant::now();
+            for _ in 0..rounds {
+                scanner.scan(std::hint::black_box(&mut buf));
+            }
+            let per = start.elapsed().as_nanos() as f64 / rounds as f64;
+            assert_eq!(scanner.state, State::Head);
+            println!("{label} head ({} bytes): {per:.1} ns per head", head.len());
+        }
+    }
+
     #[test]
     fn cr_inside_a_line_is_content() {
         let input = b"GET / HTTP/1.1\r\nX: a\rb\r\n\r\n";
