@@ -626,16 +626,6 @@ def test_http10_keep_alive_honoured(server: ServerProcess) -> None:
             assert not client.is_closed(timeout=0.2), "announced keep-alive, then closed"
 
 
-def test_http10_keep_alive_rejected_request_says_close(server: ServerProcess) -> None:
-    # a server-made 400 closes: it must not also announce keep-alive
-    with RawClient(server.host, server.port) as client:
-        client.send(b"GET * HTTP/1.0\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n")
-        response = client.read_response()
-        assert response.status == 400
-        assert b",".join(response.header_list("connection")).lower() == b"close"
-        assert client.is_closed()
-
-
 def test_http10_keep_alive_without_length_closes(server: ServerProcess) -> None:
     # A streamed HTTP/1.0 response has no chunked framing: its end is the close, so keep-alive is off.
     request = b"GET /stream?n=3&size=4 HTTP/1.0\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n"

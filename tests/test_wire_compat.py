@@ -216,6 +216,17 @@ def test_invalid_request_400(server: ServerProcess, data: bytes) -> None:
     assert_invalid_request_response(server, data)
 
 
+def test_http10_keep_alive_client_gets_one_close_on_rejection(server: ServerProcess) -> None:
+    # hyper adds `keep-alive` to an HTTP/1.1 head when the client asked for it: the server's own 400
+    # must announce only the close it does
+    with RawClient(server.address) as raw:
+        raw.send(b"GET * HTTP/1.0\r\nHost: t\r\nConnection: keep-alive\r\n\r\n")
+        response = raw.read_response()
+        assert response.status == 400
+        assert response.all("connection") == ["close"]
+        assert raw.closed_by_peer()
+
+
 def test_invalid_request_logs_warning() -> None:
     with running(PROBE) as proc, RawClient(proc.address) as raw:
         raw.send(b"GET * HTTP/1.1\r\nHost: t\r\n\r\n")
