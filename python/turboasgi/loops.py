@@ -80,6 +80,7 @@ class LoopRuntime:
             pass  # that loop has already stopped: it has no Task left to cancel
 
     def _cancel_tasks(self) -> None:
+        self.http.shutdown_cancelled = True  # the runners then log what each client got
         for task in list(self.tasks):
             task.cancel(msg="timeout graceful shutdown exceeded")
 
