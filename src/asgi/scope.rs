@@ -234,3 +234,27 @@ pub fn build_scope<'py>(
     }
     Ok(scope)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::split_host_port;
+
+    #[test]
+    fn forwarded_entries_with_and_without_port() {
+        assert_eq!(split_host_port("203.0.113.7:4444"), ("203.0.113.7", 4444));
+        assert_eq!(split_host_port("203.0.113.7"), ("203.0.113.7", 0));
+        assert_eq!(split_host_port("[2001:db8::7]:4444"), ("2001:db8::7", 4444));
+        assert_eq!(split_host_port("[2001:db8::7]"), ("2001:db8::7", 0));
+        assert_eq!(split_host_port("2001:db8::7"), ("2001:db8::7", 0));
+    }
+
+    #[test]
+    fn malformed_entries_are_kept_whole() {
+        // never a host cut out of a malformed value, which a trust check could then accept
+        assert_eq!(split_host_port("127.0.0.1:x"), ("127.0.0.1:x", 0));
+        assert_eq!(split_host_port("[::1"), ("[::1", 0));
+        assert_eq!(split_host_port("[::1]x"), ("[::1]x", 0));
+        assert_eq!(split_host_port("unknown"), ("unknown", 0));
+        assert_eq!(split_host_port("[::1]:99999"), ("::1", 0));
+    }
+}
