@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod service;
 pub mod validate;
 pub mod websocket;
+mod write_through;
 mod ws_deflate;
 
 use std::sync::{Arc, OnceLock};
