@@ -1,6 +1,9 @@
 //! Settings of the network side, handed over once from Python's `Config`.
 
+pub mod tls;
+
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -93,6 +96,8 @@ pub struct Settings {
     pub ws_ping_interval: Option<Duration>,
     pub ws_ping_timeout: Option<Duration>,
     pub ws_per_message_deflate: bool,
+    /// Set when the listeners speak TLS (`--ssl-certfile`).
+    pub tls: Option<Arc<tls::TlsSettings>>,
 }
 
 impl Settings {
@@ -120,7 +125,7 @@ impl CoreConfig {
         proxy_headers = true, forwarded_allow_ips = vec!["127.0.0.1".to_string()],
         max_header_bytes = 65536, tokio_threads = 1, ws_enabled = true,
         ws_max_size = 16 * 1024 * 1024, ws_ping_interval = Some(20.0), ws_ping_timeout = Some(20.0),
-        ws_per_message_deflate = true))]
+        ws_per_message_deflate = true, tls = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         root_path: String,
@@ -138,6 +143,7 @@ impl CoreConfig {
         ws_ping_interval: Option<f64>,
         ws_ping_timeout: Option<f64>,
         ws_per_message_deflate: bool,
+        tls: Option<PyRef<'_, tls::TlsConfig>>,
     ) -> PyResult<Self> {
         let seconds = |name: &str, v: Option<f64>| -> PyResult<Option<Duration>> {
             match v {
@@ -207,6 +213,7 @@ impl CoreConfig {
                 ws_ping_interval,
                 ws_ping_timeout,
                 ws_per_message_deflate,
+                tls: tls.map(|t| t.settings.clone()),
             },
         })
     }

@@ -123,6 +123,13 @@ impl LoopEntry {
                     .call_method1(intern!(py, "warning"), (message,))?;
                 Ok(())
             }
+            Event::Debug(message) => {
+                self.server
+                    .error_logger()
+                    .bind(py)
+                    .call_method1(intern!(py, "debug"), (message,))?;
+                Ok(())
+            }
             Event::SendDone { future, delivered } => {
                 let fut = future.bind(py);
                 if fut.call_method0(intern!(py, "done"))?.is_truthy()? {

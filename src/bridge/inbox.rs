@@ -29,6 +29,9 @@ pub enum Event<J> {
     SendDone { future: Py<PyAny>, delivered: bool },
     /// A warning for the `turboasgi.error` logger.
     Warning(&'static str),
+    /// A debug line for the `turboasgi.error` logger: routine per-connection failures (a failed TLS
+    /// handshake) that a scanner can cause by the thousand, so never at warning.
+    Debug(String),
 }
 
 /// What a transport needs of its loop's inbox from a network thread, whatever jobs the inbox carries.
@@ -54,6 +57,10 @@ impl<J> Inbox<J> {
     /// interpreter finalization crashes free-threaded CPython).
     pub fn log_warning(&self, message: &'static str) {
         self.push(Event::Warning(message));
+    }
+
+    pub fn log_debug(&self, message: String) {
+        self.push(Event::Debug(message));
     }
 }
 

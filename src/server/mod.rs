@@ -5,6 +5,7 @@ pub mod conn;
 pub mod listener;
 pub mod loops;
 pub mod service;
+pub mod tls;
 pub mod validate;
 pub mod websocket;
 mod ws_deflate;
