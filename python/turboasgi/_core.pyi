@@ -31,6 +31,21 @@ class CoreConfig:
         ws_ping_interval: float | None = 20.0,
         ws_ping_timeout: float | None = 20.0,
         ws_per_message_deflate: bool = True,
+        tls: TlsConfig | None = None,
+    ) -> None: ...
+
+class TlsConfig:
+    """The rustls server configuration, built once from PEM bytes; ``ValueError`` names the option."""
+
+    def __init__(
+        self,
+        *,
+        certfile: bytes,
+        keyfile: bytes,
+        versions: list[int],
+        cert_reqs: int = 0,
+        ca_certs: bytes | None = None,
+        ciphers: str | None = None,
     ) -> None: ...
 
 class LoopHandle:
