@@ -262,6 +262,7 @@ def test_core_config_defaults(fake_core: dict[str, Any]) -> None:
         "ws_ping_interval": 20.0,
         "ws_ping_timeout": 20.0,
         "ws_per_message_deflate": True,
+        "tls": None,
     }
 
 
