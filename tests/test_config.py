@@ -262,6 +262,11 @@ def test_core_config_defaults(fake_core: dict[str, Any]) -> None:
         "ws_ping_interval": 20.0,
         "ws_ping_timeout": 20.0,
         "ws_per_message_deflate": True,
+        "metrics": False,
+        "timeout_request_head": None,
+        "limit_request_line": None,
+        "limit_request_fields": None,
+        "limit_request_field_size": None,
         "tls": None,
     }
 

@@ -115,6 +115,49 @@ def _metavar(choices: list[str]) -> str:
     "Lifespan runs once per loop.",
 )
 @click.option(
+    "--timeout-request-head",
+    type=float,
+    default=None,
+    help="Seconds a request head may take from its first byte to its end; slower heads are answered "
+    "408 Request Timeout and the connection closed. [default: off: a head not complete in 30 s closes "
+    "the connection without an answer]",
+)
+@click.option(
+    "--limit-request-line",
+    type=int,
+    default=None,
+    help="Longest request line (method, target, version) in bytes; longer: 414. [default: no limit "
+    "beyond --h11-max-incomplete-event-size]",
+)
+@click.option(
+    "--limit-request-fields",
+    type=int,
+    default=None,
+    help="Most header fields in a request; more: 431. [default: 256]",
+)
+@click.option(
+    "--limit-request-field-size",
+    type=int,
+    default=None,
+    help="Longest header field ('name: value') in bytes; longer: 431. [default: no limit beyond "
+    "--h11-max-incomplete-event-size]",
+)
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    help="Serve Prometheus metrics (requests by status class, request durations, in-flight requests, "
+    "open connections and WebSockets, event-loop lag, 503s from --limit-concurrency) at /metrics on "
+    "this port, on a listener of its own; 0 picks a free port. Counted in Rust, off by default. "
+    "Not with --workers.",
+)
+@click.option(
+    "--metrics-host",
+    type=str,
+    default=None,
+    help="Address the metrics listener binds to. [default: --host]",
+)
+@click.option(
     "--loop",
     type=str,
     default="auto",

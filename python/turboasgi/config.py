@@ -196,6 +196,12 @@ class Config:
         h11_max_incomplete_event_size: int | None = None,
         reset_contextvars: bool = False,
         threads: int | None = None,
+        metrics_port: int | None = None,
+        metrics_host: str | None = None,
+        timeout_request_head: float | None = None,
+        limit_request_line: int | None = None,
+        limit_request_fields: int | None = None,
+        limit_request_field_size: int | None = None,
     ) -> None:
         self.app = app
         self.host = host
@@ -248,6 +254,12 @@ class Config:
         self.h11_max_incomplete_event_size = h11_max_incomplete_event_size
         self.reset_contextvars = reset_contextvars
         self.threads = threads
+        self.metrics_port = metrics_port
+        self.metrics_host = metrics_host if metrics_host is not None else host
+        self.timeout_request_head = timeout_request_head
+        self.limit_request_line = limit_request_line
+        self.limit_request_fields = limit_request_fields
+        self.limit_request_field_size = limit_request_field_size
 
         self.loaded = False
         self.loaded_app: ASGIApp | None = None
@@ -319,6 +331,25 @@ class Config:
             raise ConfigError(
                 f"--limit-max-requests-jitter must not be negative, got {self.limit_max_requests_jitter}"
             )
+        if self.timeout_request_head is not None and not self.timeout_request_head > 0:
+            raise ConfigError(
+                f"--timeout-request-head must be a positive number, got {self.timeout_request_head}"
+            )
+        for option, limit in (
+            ("--limit-request-line", self.limit_request_line),
+            ("--limit-request-fields", self.limit_request_fields),
+            ("--limit-request-field-size", self.limit_request_field_size),
+        ):
+            if limit is not None and limit < 1:
+                raise ConfigError(f"{option} must be at least 1, got {limit}")
+        if self.metrics_port is not None:
+            if not 0 <= self.metrics_port <= 65535:
+                raise ConfigError(f"--metrics-port must be a TCP port (0-65535), got {self.metrics_port}")
+            if self.workers > 1 and not self.reload:
+                raise ConfigError(
+                    "--metrics-port reports the counters of one process and cannot be combined with "
+                    "--workers; use --threads for several event loops in one process."
+                )
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be at least 1, got {self.threads}")
         if self.ssl_context_factory is not None:
@@ -553,6 +584,25 @@ class Config:
         sock.set_inheritable(True)
         return sock
 
+    def bind_metrics_socket(self) -> socket.socket:
+        """The listening socket of the Prometheus endpoint (``metrics_port``), with a log line naming
+        its address. Bind errors are logged and exit with status 3, like the main socket's."""
+        assert self.metrics_port is not None
+        host = self.metrics_host or "127.0.0.1"
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family=family, type=socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, self.metrics_port))
+            sock.listen(64)
+        except OSError as exc:
+            sock.close()
+            logger.error("Cannot serve metrics on %s port %d: %s", host, self.metrics_port, exc)
+            sys.exit(STARTUP_FAILURE)
+        address = "http://[%s]:%d/metrics" if family == socket.AF_INET6 else "http://%s:%d/metrics"
+        logger.info("Prometheus metrics on " + address, host, sock.getsockname()[1])
+        return sock
+
     def bind_sibling(self, sock: socket.socket) -> socket.socket | None:
         """Another listening socket on ``sock``'s address, when ``sock`` has SO_REUSEPORT: the kernel
         then spreads new connections over the sockets, one per worker. None when that is not possible."""
@@ -630,5 +680,10 @@ class Config:
             ws_ping_interval=self.ws_ping_interval,
             ws_ping_timeout=self.ws_ping_timeout,
             ws_per_message_deflate=self.ws_per_message_deflate,
+            metrics=self.metrics_port is not None,
+            timeout_request_head=self.timeout_request_head,
+            limit_request_line=self.limit_request_line,
+            limit_request_fields=self.limit_request_fields,
+            limit_request_field_size=self.limit_request_field_size,
             tls=self.tls,
         )

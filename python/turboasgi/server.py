@@ -108,6 +108,10 @@ class Server:
             core.listen(sock.fileno(), unix=sock.family == socket.AF_UNIX)
         if not sockets:
             self._sockets = listening
+        if config.metrics_port is not None:
+            metrics = config.bind_metrics_socket()
+            core.serve_metrics(metrics.fileno())
+            self._sockets.append(metrics)
         self.started = True
 
     async def _start_loop_threads(self, core: ServerCore) -> bool:

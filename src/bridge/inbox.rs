@@ -5,8 +5,9 @@
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Instant;
 
 use tokio::sync::Notify;
 
@@ -66,6 +67,10 @@ impl<J> Inbox<J> {
 
 pub struct Inbox<J> {
     queue: Mutex<VecDeque<Event<J>>>,
+    /// When the eventfd was last written, and the longest wait from a write to the loop's drain
+    /// since `take_lag()`: the event loop's lag as the metrics endpoint reports it.
+    rung_at: AtomicU64,
+    max_lag: AtomicU64,
     /// True while a wakeup is pending or written and not yet consumed: pushes in between skip it.
     armed: AtomicBool,
     event_fd: OwnedFd,
@@ -103,6 +108,8 @@ impl<J> Inbox<J> {
         let event_fd = unsafe { OwnedFd::from_raw_fd(fd) };
         Ok(Arc::new(Inbox {
             queue: Mutex::new(VecDeque::with_capacity(64)),
+            rung_at: AtomicU64::new(0),
+            max_lag: AtomicU64::new(0),
             armed: AtomicBool::new(false),
             event_fd,
             doorbell: Arc::new(Notify::new()),
@@ -114,6 +121,7 @@ impl<J> Inbox<J> {
     }
 
     fn wake_loop(&self) {
+        self.rung_at.store(nanos_since_start(), Ordering::Relaxed);
         let one: u64 = 1;
         // SAFETY: writing 8 bytes from a valid u64 to an eventfd we own.
         unsafe {
@@ -149,7 +157,22 @@ impl<J> Inbox<J> {
             );
         }
         self.armed.store(false, Ordering::Release);
+        if counter > 0 {
+            let lag = nanos_since_start().saturating_sub(self.rung_at.load(Ordering::Relaxed));
+            self.max_lag.fetch_max(lag, Ordering::Relaxed);
+        }
         let mut q = lock_or_recover(&self.queue);
         std::mem::swap(&mut *q, into);
     }
+
+    /// The longest wakeup-to-drain wait since the last call, in seconds.
+    pub fn take_lag(&self) -> f64 {
+        self.max_lag.swap(0, Ordering::Relaxed) as f64 / 1e9
+    }
+}
+
+fn nanos_since_start() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let start = *START.get_or_init(Instant::now);
+    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }

@@ -10,6 +10,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
+use super::head_timeout::HeadTimeout;
 use super::service::Service;
 use crate::state::ShutdownStage;
 
@@ -20,11 +21,28 @@ const FIRST_REQUEST_GRACE: Duration = Duration::from_millis(500);
 /// Request header lines accepted (hyper's default is 100; httptools-based servers take more).
 const MAX_HEADERS: usize = 256;
 
-/// Headers that take longer than this to arrive close the connection (slow-client protection).
+/// Without `--timeout-request-head`, headers that take longer than this to arrive close the
+/// connection (slow-client protection).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub async fn serve<IO>(io: IO, svc: Arc<Service>, mut shutdown: watch::Receiver<ShutdownStage>)
+pub async fn serve<IO>(io: IO, svc: Arc<Service>, shutdown: watch::Receiver<ShutdownStage>)
 where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    if let Some(timeout) = svc.server.settings.timeout_request_head {
+        let io = HeadTimeout::new(io, svc.conn.clone(), svc.server.clone(), timeout);
+        // Ours answers 408; hyper's own would only close the socket.
+        return drive(io, svc, shutdown, None).await;
+    }
+    drive(io, svc, shutdown, Some(HEADER_READ_TIMEOUT)).await
+}
+
+async fn drive<IO>(
+    io: IO,
+    svc: Arc<Service>,
+    mut shutdown: watch::Receiver<ShutdownStage>,
+    header_read_timeout: Option<Duration>,
+) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let conn = svc.conn.clone();
@@ -38,8 +56,8 @@ where
         .half_close(false)
         .max_buf_size(settings.max_header_bytes.max(8192) + 8192)
         .max_header_size(settings.max_header_bytes)
-        .max_headers(MAX_HEADERS)
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_headers(settings.limit_request_fields.unwrap_or(MAX_HEADERS))
+        .header_read_timeout(header_read_timeout)
         .auto_date_header(settings.date_header)
         .pipeline_flush(false);
     let service_inbox = svc.inbox.clone();

@@ -158,7 +158,9 @@ pub async fn handle_upgrade(
                         )
                         .await;
                         let deflater = deflate.as_ref().map(MessageDeflater::new);
+                        task_server.metrics.websocket_opened();
                         run_socket(ws, shared.clone(), outgoing, deflater).await;
+                        task_server.metrics.websocket_closed();
                     }
                     Err(_) => shared.set_closed(1006, String::new()),
                 }

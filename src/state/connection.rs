@@ -126,6 +126,15 @@ impl ConnInfo {
         self.activity.notify_waiters();
     }
 
+    /// How many requests the connection has started so far.
+    pub fn requests_seen(&self) -> u64 {
+        self.requests_seen.load(Ordering::Acquire)
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
     /// Whether the connection ever started a request or has one in flight now.
     pub fn has_requests(&self) -> bool {
         self.requests_seen.load(Ordering::Acquire) > 0 || self.in_flight.load(Ordering::Acquire) > 0
