@@ -560,3 +560,14 @@ def _serves(server: ServerProcess, certs: Certs) -> bool:
         return get_tls(server, client_context(certs))["tls"] is not None
     except httpx.TransportError:
         return False
+
+
+def test_open_tls_connections_are_counted_once(certs: Certs) -> None:
+    # the handshake and the HTTP driver of one connection are one open connection for metrics/shutdown
+    pytest.importorskip("prometheus_client")
+    from tests.test_metrics import scrape, value
+
+    with running(TLS_APP, *certs.server_options("--metrics-port", "0")) as server:
+        with httpx.Client(verify=client_context(certs), timeout=5.0) as http:
+            assert http.get(server.url + "/").status_code == 200  # keep-alive: the connection stays open
+            assert value(scrape(server), "turboasgi_connections_open") == 1

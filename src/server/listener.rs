@@ -74,7 +74,8 @@ where
         server: shared.clone(),
     });
     let rx = shared.shutdown_receiver();
-    shared.runtime.spawn(conn::serve(io, svc, rx));
+    let count = shared.connection_opened();
+    shared.runtime.spawn(conn::serve(io, svc, rx, count));
 }
 
 /// Accept errors such as EMFILE are transient: back off briefly instead of spinning.

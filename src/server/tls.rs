@@ -42,7 +42,7 @@ pub async fn handshake_then_serve<IO>(
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     // Counted from the first byte, so a graceful shutdown also waits for (and ends) handshakes.
-    let _count = server.connection_opened();
+    let count = server.connection_opened();
     let mut shutdown = server.shutdown_receiver();
     let acceptor = TlsAcceptor::from(tls.server_config.clone());
     let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io));
@@ -78,5 +78,5 @@ pub async fn handshake_then_serve<IO>(
         inbox,
         server: server.clone(),
     });
-    conn::serve(stream, svc, server.shutdown_receiver()).await;
+    conn::serve(stream, svc, server.shutdown_receiver(), count).await;
 }
