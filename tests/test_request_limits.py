@@ -61,7 +61,14 @@ def test_without_the_option_a_stalled_head_gets_no_408() -> None:
 
 @pytest.fixture(scope="module")
 def limited_server() -> Iterator[ServerProcess]:
-    options = ("--limit-request-line", "64", "--limit-request-fields", "5", "--limit-request-field-size", "40")
+    options = (
+        "--limit-request-line",
+        "64",
+        "--limit-request-fields",
+        "5",
+        "--limit-request-field-size",
+        "40",
+    )
     with running(PROBE, *options) as proc:
         yield proc
 

@@ -175,14 +175,13 @@ def test_client_certificate_reaches_the_scope(server: ServerProcess, certs: Cert
     assert "CN=client one" in expected and "O=Acme\\, Inc" in expected
 
 
-def test_tls_extension_is_per_connection_and_not_shared_between_scopes(
-    server: ServerProcess, certs: Certs
-) -> None:
-    # built once per connection, but each scope gets its own dict: keep-alive requests see the same values
+def test_tls_extension_is_not_shared_between_scopes(server: ServerProcess, certs: Certs) -> None:
+    # built once per connection, but an app changing its scope's copy does not change the next request's
     with httpx.Client(verify=client_context(certs), timeout=5.0) as http:
-        first = http.get(server.url + "/").json()["tls"]
+        first = http.get(server.url + "/mutate").json()["tls"]
         second = http.get(server.url + "/").json()["tls"]
-    assert first == second
+    assert first["tls_version"] == 0 and first["client_cert_chain"] is None  # the app's own change
+    assert second["tls_version"] == TLS13 and second["client_cert_chain"] == []
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")

@@ -108,6 +108,10 @@ fn parse_key(pem: &[u8]) -> PyResult<PrivateKeyDer<'static>> {
 /// Like OpenSSL's `set_ciphers`, a list of TLS 1.2 names leaves the TLS 1.3 suites enabled.
 pub fn select_cipher_suites(spec: &str) -> Result<Vec<SupportedCipherSuite>, String> {
     let all = provider::ALL_CIPHER_SUITES;
+    if spec.trim().eq_ignore_ascii_case("DEFAULT") {
+        // OpenSSL's name for its default list: here, every suite rustls offers
+        return Ok(all.to_vec());
+    }
     let mut ids = Vec::new();
     for token in spec
         .split([':', ',', ' '])
@@ -313,6 +317,7 @@ mod tests {
         assert_eq!(only13.len(), 1);
         let iana = select_cipher_suites("tls_ecdhe_rsa_with_aes_256_gcm_sha384").unwrap();
         assert_eq!(u16::from(iana[0].suite()), 0xc030);
+        assert_eq!(select_cipher_suites("DEFAULT").unwrap().len(), 9);
         let err = select_cipher_suites("HIGH:!aNULL").unwrap_err();
         assert!(err.contains("\"HIGH\"") && err.contains("ECDHE-RSA-AES128-GCM-SHA256"));
     }

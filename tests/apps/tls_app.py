@@ -1,7 +1,8 @@
 """Reports what a TLS connection looks like to the app: the scheme and the ``tls`` scope extension.
 
-HTTP: any path answers ``{"scheme": ..., "tls": ...}`` as JSON. WebSocket: accepts, sends the same
-JSON, then echoes text messages until the client closes.
+HTTP: any path answers ``{"scheme": ..., "tls": ...}`` as JSON (``/mutate`` first changes its own
+``tls`` dict). WebSocket: accepts, sends the same JSON, then echoes text messages until the client
+closes.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ def describe(scope: Scope) -> bytes:
 
 async def app(scope: Scope, receive: Any, send: Any) -> None:
     if scope["type"] == "http":
+        if scope["path"] == "/mutate":  # an app changing its scope must not change the next request's
+            scope["extensions"]["tls"]["tls_version"] = 0
+            scope["extensions"]["tls"]["client_cert_chain"] = None
         await send(
             {
                 "type": "http.response.start",
