@@ -9,6 +9,7 @@ pub mod listener;
 pub mod loops;
 pub mod metrics;
 pub mod service;
+pub mod tls;
 pub mod validate;
 pub mod websocket;
 mod write_through;
