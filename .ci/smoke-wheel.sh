@@ -5,7 +5,8 @@
 # nothing is imported from the source tree); then .ci/smoke_wheel.py (the FastAPI example over HTTP
 # and a WebSocket echo) and the conformance suite's quick group (`python -m asgi_tests --quick`).
 set -euo pipefail
-python=$1 wheel=$(realpath "$2"); shift 2
+# resolved before PATH loses the Rust directories (python may live in one of them)
+python=$(command -v "$1") wheel=$(realpath "$2"); shift 2
 root=$(cd "$(dirname "$0")/.." && pwd)
 
 no_rust_path=""
