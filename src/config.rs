@@ -1,6 +1,9 @@
 //! Settings of the network side, handed over once from Python's `Config`.
 
+pub mod tls;
+
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -93,6 +96,20 @@ pub struct Settings {
     pub ws_ping_interval: Option<Duration>,
     pub ws_ping_timeout: Option<Duration>,
     pub ws_per_message_deflate: bool,
+    /// `--metrics-port` is set: count what the Prometheus endpoint reports.
+    pub metrics: bool,
+    /// `--timeout-request-head`: 408 for a head not complete this long after its first byte.
+    pub timeout_request_head: Option<Duration>,
+    /// `--limit-request-line`: longest request line (method, target, version) in bytes.
+    pub limit_request_line: Option<usize>,
+    /// `--limit-request-fields`: most header fields in a request head.
+    pub limit_request_fields: Option<usize>,
+    /// `--limit-request-field-size`: longest header field (`name: value`) in bytes.
+    pub limit_request_field_size: Option<usize>,
+    /// `--log-level trace`: connection made/lost lines go to the loop's logger (off: no cost).
+    pub trace_connections: bool,
+    /// Set when the listeners speak TLS (`--ssl-certfile`).
+    pub tls: Option<Arc<tls::TlsSettings>>,
 }
 
 impl Settings {
@@ -120,7 +137,9 @@ impl CoreConfig {
         proxy_headers = true, forwarded_allow_ips = vec!["127.0.0.1".to_string()],
         max_header_bytes = 65536, tokio_threads = 1, ws_enabled = true,
         ws_max_size = 16 * 1024 * 1024, ws_ping_interval = Some(20.0), ws_ping_timeout = Some(20.0),
-        ws_per_message_deflate = true))]
+        ws_per_message_deflate = true, metrics = false, timeout_request_head = None,
+        limit_request_line = None, limit_request_fields = None, limit_request_field_size = None,
+        trace_connections = false, tls = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         root_path: String,
@@ -138,6 +157,13 @@ impl CoreConfig {
         ws_ping_interval: Option<f64>,
         ws_ping_timeout: Option<f64>,
         ws_per_message_deflate: bool,
+        metrics: bool,
+        timeout_request_head: Option<f64>,
+        limit_request_line: Option<usize>,
+        limit_request_fields: Option<usize>,
+        limit_request_field_size: Option<usize>,
+        trace_connections: bool,
+        tls: Option<PyRef<'_, tls::TlsConfig>>,
     ) -> PyResult<Self> {
         let seconds = |name: &str, v: Option<f64>| -> PyResult<Option<Duration>> {
             match v {
@@ -150,6 +176,18 @@ impl CoreConfig {
         };
         let ws_ping_interval = seconds("ws_ping_interval", ws_ping_interval)?;
         let ws_ping_timeout = seconds("ws_ping_timeout", ws_ping_timeout)?;
+        let timeout_request_head = seconds("timeout_request_head", timeout_request_head)?;
+        for (name, limit) in [
+            ("limit_request_line", limit_request_line),
+            ("limit_request_fields", limit_request_fields),
+            ("limit_request_field_size", limit_request_field_size),
+        ] {
+            if limit == Some(0) {
+                return Err(PyValueError::new_err(format!(
+                    "{name} must be at least 1 (None for no limit)"
+                )));
+            }
+        }
         let mut headers = Vec::with_capacity(default_headers.len());
         for (name, value) in default_headers {
             let n = HeaderName::from_bytes(&name).map_err(|_| {
@@ -207,6 +245,13 @@ impl CoreConfig {
                 ws_ping_interval,
                 ws_ping_timeout,
                 ws_per_message_deflate,
+                metrics,
+                timeout_request_head,
+                limit_request_line,
+                limit_request_fields,
+                limit_request_field_size,
+                trace_connections,
+                tls: tls.map(|t| t.settings.clone()),
             },
         })
     }

@@ -5,6 +5,7 @@ mod bridge;
 mod config;
 mod errors;
 mod server;
+mod state;
 mod sync;
 
 use pyo3::prelude::*;
@@ -17,8 +18,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.py().get_type::<errors::ClientDisconnected>(),
     )?;
     m.add_class::<config::CoreConfig>()?;
+    m.add_class::<config::tls::TlsConfig>()?;
     m.add_class::<server::ServerCore>()?;
-    m.add_class::<bridge::loop_handle::LoopHandle>()?;
+    m.add_class::<asgi::dispatch::LoopHandle>()?;
     m.add_class::<asgi::http::HttpTransport>()?;
     m.add_class::<asgi::ws::WebSocketTransport>()?;
     m.add_class::<bridge::awaitable::Done>()?;

@@ -31,6 +31,22 @@ class CoreConfig:
         ws_ping_interval: float | None = 20.0,
         ws_ping_timeout: float | None = 20.0,
         ws_per_message_deflate: bool = True,
+        trace_connections: bool = False,
+        tls: TlsConfig | None = None,
+    ) -> None: ...
+
+class TlsConfig:
+    """The rustls server configuration, built once from PEM bytes; ``ValueError`` names the option."""
+
+    def __init__(
+        self,
+        *,
+        certfile: bytes,
+        keyfile: bytes,
+        versions: list[int],
+        cert_reqs: int = 0,
+        ca_certs: bytes | None = None,
+        ciphers: str | None = None,
     ) -> None: ...
 
 class LoopHandle:
@@ -69,8 +85,9 @@ class HttpTransport:
     def response_complete(self) -> bool: ...
     @property
     def client_disconnected(self) -> bool: ...
-    def fail(self) -> None:
-        """The app raised or returned early: 500 if nothing was sent yet, else abort the connection."""
+    def fail(self) -> bool:
+        """The app raised or returned early: 500 if nothing was sent yet (True), else abort the
+        connection (False)."""
 
 class WebSocketTransport:
     """The receive/send pair of one WebSocket connection."""

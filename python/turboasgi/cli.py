@@ -115,6 +115,49 @@ def _metavar(choices: list[str]) -> str:
     "Lifespan runs once per loop.",
 )
 @click.option(
+    "--timeout-request-head",
+    type=float,
+    default=None,
+    help="Seconds a request head may take from its first byte to its end; slower heads are answered "
+    "408 Request Timeout and the connection closed. [default: off: a head not complete in 30 s closes "
+    "the connection without an answer]",
+)
+@click.option(
+    "--limit-request-line",
+    type=int,
+    default=None,
+    help="Longest request line (method, target, version) in bytes; longer: 414. [default: no limit "
+    "beyond --h11-max-incomplete-event-size]",
+)
+@click.option(
+    "--limit-request-fields",
+    type=int,
+    default=None,
+    help="Most header fields in a request; more: 431. [default: 256]",
+)
+@click.option(
+    "--limit-request-field-size",
+    type=int,
+    default=None,
+    help="Longest header field ('name: value') in bytes; longer: 431. [default: no limit beyond "
+    "--h11-max-incomplete-event-size]",
+)
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    help="Serve Prometheus metrics (requests by status class, request durations, in-flight requests, "
+    "open connections and WebSockets, event-loop lag, 503s from --limit-concurrency) at /metrics on "
+    "this port, on a listener of its own; 0 picks a free port. Counted in Rust, off by default. "
+    "Not with --workers.",
+)
+@click.option(
+    "--metrics-host",
+    type=str,
+    default=None,
+    help="Address the metrics listener binds to. [default: --host]",
+)
+@click.option(
     "--loop",
     type=str,
     default="auto",
@@ -128,7 +171,7 @@ def _metavar(choices: list[str]) -> str:
     default="auto",
     show_default=True,
     metavar=_metavar(HTTP_CHOICES),
-    help="Accepted for compatibility and ignored: the HTTP parser is turboasgi's own.",
+    help="Accepted for compatibility and ignored (with a warning): the HTTP parser is turboasgi's own.",
 )
 @click.option("--http2", is_flag=True, default=False, help=f"uvicorn's zttp HTTP/2 switch. {NYS}")
 @click.option(
@@ -199,13 +242,14 @@ def _metavar(choices: list[str]) -> str:
     "--log-config",
     type=click.Path(exists=True),
     default=None,
-    help="Logging configuration file: .json or .yaml (dictConfig), anything else (fileConfig, .ini).",
+    help="Logging configuration file: .json or .yaml (dictConfig), anything else (fileConfig, .ini). "
+    "One written for uvicorn's loggers works unchanged.",
 )
 @click.option(
     "--log-level",
     type=click.Choice(list(LOG_LEVELS)),
     default=None,
-    help="Log level of the turboasgi loggers. [default: info]",
+    help="Log level of the turboasgi loggers; trace adds a line per connection made/lost. [default: info]",
 )
 @click.option(
     "--access-log/--no-access-log", default=True, help="Write one access log line per response (stdout)."
@@ -232,7 +276,7 @@ def _metavar(choices: list[str]) -> str:
     type=str,
     default=None,
     help="Comma-separated addresses or networks trusted to send proxy headers; '*' trusts all. "
-    "Default: $FORWARDED_ALLOW_IPS, or 127.0.0.1.",
+    "Default: $FORWARDED_ALLOW_IPS, or 127.0.0.1,::1.",
 )
 @click.option(
     "--root-path",
@@ -272,7 +316,8 @@ def _metavar(choices: list[str]) -> str:
     "--timeout-graceful-shutdown",
     type=int,
     default=None,
-    help="Seconds to wait for in-flight requests at shutdown (default: wait for all).",
+    help="Seconds the shutdown waits for in-flight requests and their tasks; then they are cancelled "
+    "(500 if nothing was sent yet). Default: wait for all.",
 )
 @click.option(
     "--timeout-worker-healthcheck",
@@ -282,25 +327,41 @@ def _metavar(choices: list[str]) -> str:
     help="Seconds a worker process may take to answer a health check (with --workers) "
     "before it is killed and replaced.",
 )
-@click.option("--ssl-keyfile", type=str, default=None, help=f"TLS private key file. {NYS}")
-@click.option("--ssl-certfile", type=str, default=None, help=f"TLS certificate chain file. {NYS}")
-@click.option("--ssl-keyfile-password", type=str, default=None, help=f"Password of the TLS key. {NYS}")
+@click.option("--ssl-keyfile", type=str, default=None, help="TLS private key (PKCS#1, PKCS#8 or SEC1 PEM).")
+@click.option(
+    "--ssl-certfile",
+    type=str,
+    default=None,
+    help="TLS certificate chain file (PEM, server certificate first): serve HTTPS and WSS.",
+)
+@click.option(
+    "--ssl-keyfile-password",
+    type=str,
+    default=None,
+    help="Password of an encrypted --ssl-keyfile (decrypted with the cryptography package).",
+)
 @click.option(
     "--ssl-version",
     type=int,
     default=int(SSL_PROTOCOL_VERSION),
     show_default=True,
-    help=f"TLS protocol, as a Python ssl module constant. {NYS}",
+    help="TLS versions as a Python ssl constant: 17 TLS 1.2 and 1.3, 5 or 771 TLS 1.2, 772 TLS 1.3.",
 )
 @click.option(
     "--ssl-cert-reqs",
     type=int,
     default=int(ssl.CERT_NONE),
     show_default=True,
-    help=f"Client certificate requirement, as a Python ssl module constant. {NYS}",
+    help="Client certificates: 0 not asked, 1 optional, 2 required (verified against --ssl-ca-certs).",
 )
-@click.option("--ssl-ca-certs", type=str, default=None, help=f"CA bundle to verify clients. {NYS}")
-@click.option("--ssl-ciphers", type=str, default=None, help=f"TLS cipher list (OpenSSL syntax). {NYS}")
+@click.option("--ssl-ca-certs", type=str, default=None, help="CA bundle (PEM) to verify client certificates.")
+@click.option(
+    "--ssl-ciphers",
+    type=str,
+    default=None,
+    help="Cipher suites: OpenSSL or IANA names separated by ':' (naming only TLS 1.2 suites leaves TLS 1.3 "
+    "on). [default: every suite rustls offers]",
+)
 @click.option(
     "--header",
     "headers",

@@ -13,17 +13,18 @@ use pyo3::types::{PyBytes, PyDict, PyInt, PyString};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use super::body::ResponseBody;
 use super::message::{
     bool_field, bytes_field, message_dict, message_type, parse_http_send, utf8_of, HttpSend,
 };
 use crate::bridge::awaitable::{done, resolve_waiters};
-use crate::bridge::inbox::{Event, Inbox, Wakeable};
+use crate::bridge::inbox::{Notifier, Wakeable};
 use crate::bridge::outbox::{current_loop, LoopLink};
 use crate::errors::ClientDisconnected;
-use crate::server::conn::ConnInfo;
-use crate::server::responses;
-use crate::server::Shared;
+use crate::state::body::ResponseBody;
+use crate::state::connection::ConnInfo;
+use crate::state::responses;
+use crate::state::ws_message::Outgoing;
+use crate::state::Shared;
 use crate::sync::lock_or_recover;
 
 /// Messages from the client buffered before the app reads them.
@@ -47,16 +48,6 @@ pub enum Handshake {
     Deny(Response<ResponseBody>),
 }
 
-pub enum Outgoing {
-    /// UTF-8, checked by Python when the str was made.
-    Text(Bytes),
-    Binary(Bytes),
-    Close {
-        code: u16,
-        reason: String,
-    },
-}
-
 pub enum Incoming {
     Text(Utf8Bytes),
     Binary(Bytes),
@@ -73,7 +64,7 @@ struct WsState {
 /// State shared by the socket task and the loop thread.
 pub struct WsShared {
     state: Mutex<WsState>,
-    inbox: Arc<Inbox>,
+    inbox: Arc<dyn Notifier>,
     pub server: Arc<Shared>,
     pub conn: Arc<ConnInfo>,
     /// The app read a message: the socket task may read the next one.
@@ -81,7 +72,7 @@ pub struct WsShared {
 }
 
 impl WsShared {
-    pub fn new(inbox: Arc<Inbox>, server: Arc<Shared>, conn: Arc<ConnInfo>) -> Arc<Self> {
+    pub fn new(inbox: Arc<dyn Notifier>, server: Arc<Shared>, conn: Arc<ConnInfo>) -> Arc<Self> {
         Arc::new(WsShared {
             state: Mutex::new(WsState {
                 connect_delivered: false,
@@ -102,8 +93,7 @@ impl WsShared {
 
     fn notify(self: &Arc<Self>, wake: bool) {
         if wake {
-            self.inbox
-                .push(Event::Wake(self.clone() as Arc<dyn Wakeable>));
+            self.inbox.wake(self.clone());
         }
     }
 
@@ -202,6 +192,8 @@ struct TransportState {
     phase: Phase,
     accepted: bool,
     status: Option<u16>,
+    /// The app closed or denied the connection itself (a second close is its own mistake).
+    app_closed: bool,
 }
 
 #[pyclass(module = "turboasgi._core", frozen)]
@@ -298,6 +290,7 @@ impl WebSocketTransport {
                 phase: Phase::Connecting { decide },
                 accepted: false,
                 status: None,
+                app_closed: false,
             }),
             link,
             on_answer: Mutex::new(None),
@@ -310,6 +303,7 @@ impl WebSocketTransport {
 
     /// Answers the handshake with an HTTP response instead of accepting it.
     fn deny(&self, st: &mut TransportState, response: Response<ResponseBody>) -> PyResult<()> {
+        st.app_closed = true;
         let decide = match std::mem::replace(&mut st.phase, Phase::Closed) {
             Phase::Connecting { decide } | Phase::Denying { decide, .. } => decide,
             _ => return Ok(()),
@@ -351,16 +345,13 @@ impl WebSocketTransport {
             }
             Err(mpsc::error::TrySendError::Full(tx)) => {
                 // The future belongs to the caller's loop and is resolved through its inbox.
-                let (link, inbox) = current_loop()
+                let (link, resolver) = current_loop()
                     .unwrap_or_else(|| (self.link.clone(), self.shared.inbox.clone()));
                 let fut = link.new_future(py)?;
                 let resolve = fut.clone_ref(py);
                 let work = async move {
                     let delivered = tx.send(message).await.is_ok();
-                    inbox.push(Event::SendDone {
-                        future: resolve,
-                        delivered,
-                    });
+                    resolver.resolve(resolve, delivered);
                 };
                 if at_home {
                     self.link.spawn_in_order(py, work)?;
@@ -461,6 +452,17 @@ impl WebSocketTransport {
         let dict = message_dict(&message)?;
         let kind = message_type(&dict)?;
         let mut st = self.lock();
+        if kind == "websocket.close"
+            && !st.app_closed
+            && matches!(st.phase, Phase::Open { .. } | Phase::Closed)
+            && self.shared.is_closed()
+        {
+            // The client's close frame arrived (the app may not have read the disconnect yet): the
+            // connection is closing anyway, so closing it is a no-op, as under uvicorn.
+            st.app_closed = true;
+            st.phase = Phase::Closed;
+            return Ok(self.link.sent(py));
+        }
         match (kind.as_str(), &mut st.phase) {
             ("websocket.accept", Phase::Connecting { .. }) => {
                 let subprotocol = str_field(&dict, intern!(py, "subprotocol"), "websocket.accept")?;
@@ -569,6 +571,7 @@ impl WebSocketTransport {
                 }
                 let result = self.queue(py, &mut st, Outgoing::Close { code, reason });
                 st.phase = Phase::Closed;
+                st.app_closed = true;
                 result
             }
             (_, Phase::Closed) => Err(ClientDisconnected::new_err("websocket is closed")),

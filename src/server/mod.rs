@@ -1,120 +1,34 @@
-//! The network side: listeners, connections, shutdown, and the Python-facing `ServerCore`.
+//! The network side, the top layer: listeners, per-protocol connections around the
+//! protocol-agnostic service, WebSocket upgrades, shutdown, and the Python-facing `ServerCore`.
 
 pub mod conn;
+mod head_scan;
+mod head_timeout;
+pub mod limits;
 pub mod listener;
-pub mod responses;
+pub mod loops;
+pub mod metrics;
+pub mod service;
+pub mod tls;
 pub mod validate;
 pub mod websocket;
+mod write_through;
 mod ws_deflate;
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use pyo3::exceptions::{PyOSError, PyRuntimeError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use tokio::runtime::Runtime;
-use tokio::sync::{watch, Notify};
 
+use crate::asgi::dispatch::{AsgiInbox, LoopEntry, LoopHandle};
 use crate::bridge::inbox::{ring_bell, Event, Inbox};
-use crate::bridge::loop_handle::{LoopEntry, LoopHandle};
 use crate::bridge::outbox::Outbox;
-use crate::config::{CoreConfig, Settings};
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum ShutdownStage {
-    Running,
-    /// Stop accepting, close idle keep-alive connections, let in-flight requests finish.
-    Graceful,
-    /// Close every connection now.
-    Force,
-}
-
-/// Process-wide state of one server, shared by every connection task.
-pub struct Shared {
-    pub settings: Settings,
-    pub runtime: &'static Runtime,
-    loops: RwLock<Vec<Arc<Inbox>>>,
-    next_loop: AtomicUsize,
-    in_flight: AtomicUsize,
-    requests_total: AtomicU64,
-    connections: AtomicUsize,
-    connections_changed: Notify,
-    shutdown: watch::Sender<ShutdownStage>,
-    error_logger: Py<PyAny>,
-}
-
-pub struct ConnectionCount(Arc<Shared>);
-
-impl Drop for ConnectionCount {
-    fn drop(&mut self) {
-        self.0.connections.fetch_sub(1, Ordering::AcqRel);
-        self.0.connections_changed.notify_waiters();
-    }
-}
-
-impl Shared {
-    /// Counts the request against `--limit-concurrency`; false when over the limit.
-    pub fn try_start_request(&self) -> bool {
-        let now = self.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
-        self.requests_total.fetch_add(1, Ordering::Relaxed);
-        if let Some(limit) = self.settings.limit_concurrency {
-            if now > limit {
-                self.in_flight.fetch_sub(1, Ordering::AcqRel);
-                return false;
-            }
-        }
-        true
-    }
-
-    pub fn request_finished(&self) {
-        self.in_flight.fetch_sub(1, Ordering::AcqRel);
-    }
-
-    pub fn connection_opened(self: &Arc<Self>) -> ConnectionCount {
-        self.connections.fetch_add(1, Ordering::AcqRel);
-        ConnectionCount(self.clone())
-    }
-
-    pub fn pick_loop(&self) -> Option<Arc<Inbox>> {
-        let loops = match self.loops.read() {
-            Ok(l) => l,
-            Err(p) => p.into_inner(),
-        };
-        if loops.is_empty() {
-            return None;
-        }
-        let i = self.next_loop.fetch_add(1, Ordering::Relaxed) % loops.len();
-        Some(loops[i].clone())
-    }
-
-    pub fn shutdown_receiver(&self) -> watch::Receiver<ShutdownStage> {
-        self.shutdown.subscribe()
-    }
-
-    /// Logs on the loop thread: tokio threads never attach to Python (an attach racing with
-    /// interpreter finalization crashes free-threaded CPython).
-    pub fn log_warning(&self, inbox: &Inbox, message: &'static str) {
-        inbox.push(Event::Warning(message));
-    }
-
-    pub fn error_logger(&self) -> &Py<PyAny> {
-        &self.error_logger
-    }
-
-    async fn wait_connections_closed(&self) {
-        loop {
-            let notified = self.connections_changed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.connections.load(Ordering::Acquire) == 0 {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
+use crate::config::CoreConfig;
+use crate::state::{Shared, ShutdownStage};
+use loops::Loops;
 
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 
@@ -168,6 +82,7 @@ fn runtime(threads: usize) -> PyResult<&'static Runtime> {
 #[pyclass(module = "turboasgi._core", frozen)]
 pub struct ServerCore {
     shared: Arc<Shared>,
+    loops: Arc<Loops>,
 }
 
 #[pymethods]
@@ -180,20 +95,9 @@ impl ServerCore {
         let error_logger = logging
             .call_method1("getLogger", ("turboasgi.error",))?
             .unbind();
-        let (shutdown, _) = watch::channel(ShutdownStage::Running);
         Ok(ServerCore {
-            shared: Arc::new(Shared {
-                settings,
-                runtime,
-                loops: RwLock::new(Vec::new()),
-                next_loop: AtomicUsize::new(0),
-                in_flight: AtomicUsize::new(0),
-                requests_total: AtomicU64::new(0),
-                connections: AtomicUsize::new(0),
-                connections_changed: Notify::new(),
-                shutdown,
-                error_logger,
-            }),
+            shared: Arc::new(Shared::new(settings, runtime, error_logger)),
+            loops: Arc::new(Loops::default()),
         })
     }
 
@@ -205,7 +109,8 @@ impl ServerCore {
         state: Bound<'_, PyDict>,
         ws_handler: Option<Bound<'_, PyAny>>,
     ) -> PyResult<LoopHandle> {
-        let inbox = Inbox::new().map_err(|e| PyOSError::new_err(format!("eventfd: {e}")))?;
+        let inbox: Arc<AsgiInbox> =
+            Inbox::new().map_err(|e| PyOSError::new_err(format!("eventfd: {e}")))?;
         self.shared
             .runtime
             .spawn(ring_bell(Arc::downgrade(&inbox), inbox.doorbell()));
@@ -220,17 +125,20 @@ impl ServerCore {
             outbox,
             self.shared.clone(),
         )?;
-        match self.shared.loops.write() {
-            Ok(mut l) => l.push(inbox),
-            Err(p) => p.into_inner().push(inbox),
-        }
+        self.loops.add(inbox);
         Ok(LoopHandle::new(entry))
     }
 
     #[pyo3(signature = (fd, *, unix = false))]
     fn listen(&self, fd: i32, unix: bool) -> PyResult<()> {
-        listener::start(self.shared.clone(), fd, unix)
+        listener::start(self.shared.clone(), self.loops.clone(), fd, unix)
             .map_err(|e| PyOSError::new_err(format!("cannot listen on fd {fd}: {e}")))
+    }
+
+    /// Serves the Prometheus metrics on this bound TCP socket (`--metrics-port`).
+    fn serve_metrics(&self, fd: i32) -> PyResult<()> {
+        metrics::start(self.shared.clone(), self.loops.clone(), fd)
+            .map_err(|e| PyOSError::new_err(format!("cannot serve metrics on fd {fd}: {e}")))
     }
 
     /// Returns a future of `handle`'s loop, resolved through that loop's inbox.
@@ -246,7 +154,7 @@ impl ServerCore {
         let resolve = future.clone_ref(py);
         let inbox = handle.inbox();
         self.shared.runtime.spawn(async move {
-            let _ = shared.shutdown.send(ShutdownStage::Graceful);
+            shared.begin_shutdown(ShutdownStage::Graceful);
             let graceful = shared.wait_connections_closed();
             let finished = match timeout {
                 Some(t) if t.is_finite() && t >= 0.0 => {
@@ -260,7 +168,7 @@ impl ServerCore {
                 }
             };
             if !finished {
-                let _ = shared.shutdown.send(ShutdownStage::Force);
+                shared.begin_shutdown(ShutdownStage::Force);
                 let _ =
                     tokio::time::timeout(Duration::from_secs(5), shared.wait_connections_closed())
                         .await;
@@ -275,14 +183,14 @@ impl ServerCore {
 
     /// Closes every connection at once (a second Ctrl+C).
     fn force_close(&self) {
-        let _ = self.shared.shutdown.send(ShutdownStage::Force);
+        self.shared.begin_shutdown(ShutdownStage::Force);
     }
 
     fn connection_count(&self) -> usize {
-        self.shared.connections.load(Ordering::Acquire)
+        self.shared.connection_count()
     }
 
     fn request_count(&self) -> u64 {
-        self.shared.requests_total.load(Ordering::Relaxed)
+        self.shared.request_count()
     }
 }

@@ -18,13 +18,16 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use super::conn::ConnInfo;
-use super::responses;
+use super::conn::ConnectionTrace;
+use super::service::Service;
 use super::ws_deflate::{DeflateParams, InflatingStream, MessageDeflater};
-use super::{Shared, ShutdownStage};
-use crate::asgi::body::ResponseBody;
-use crate::asgi::ws::{Handshake, Incoming, Outgoing, WsCtx, WsShared};
+use crate::asgi::dispatch::Job;
+use crate::asgi::ws::{Handshake, Incoming, WsCtx, WsShared};
 use crate::bridge::inbox::Event;
+use crate::state::body::ResponseBody;
+use crate::state::responses;
+use crate::state::ws_message::Outgoing;
+use crate::state::{Shared, ShutdownStage};
 
 /// tungstenite zero-fills up to this much of its read buffer before every socket read, and allocates
 /// it per socket: its 128 KiB default cost 21% of the CPU of a 32-byte echo. Measured with
@@ -65,9 +68,13 @@ impl Drop for PendingGuard {
 
 pub async fn handle_upgrade(
     mut req: Request<HyperIncoming>,
-    conn: Arc<ConnInfo>,
-    server: Arc<Shared>,
+    svc: &Service,
 ) -> Response<ResponseBody> {
+    let Service {
+        conn,
+        inbox,
+        server,
+    } = svc;
     let settings = &server.settings;
     let key = req.headers().get(header::SEC_WEBSOCKET_KEY).cloned();
     let version_ok = req
@@ -82,11 +89,28 @@ pub async fn handle_upgrade(
         );
         return response;
     };
+    let protocols_ascii = req
+        .headers()
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .all(|v| v.to_str().is_ok());
+    if !protocols_ascii {
+        // Dropping the value would lose the client's valid tokens too; uvicorn answers 400.
+        inbox.log_info("connection rejected (400 Bad Request)");
+        return responses::invalid_subprotocol(settings);
+    }
     if !server.try_start_request() {
-        server.log_warning(&conn.inbox, "Exceeded concurrency limit.");
+        inbox.log_warning("Exceeded concurrency limit.");
         return responses::service_unavailable(settings);
     }
     conn.request_started();
+    if settings.trace_connections {
+        // From here on the WebSocket lines tell the connection's story, as in uvicorn.
+        conn.mark_upgraded();
+        inbox.log_trace(format!("{}Upgrading to WebSocket", conn.log_prefix()));
+    }
+    // Lives until the socket task ends (accepted) or the handshake is answered otherwise.
+    let trace = ConnectionTrace::start(svc, "WebSocket");
     let on_upgrade = hyper::upgrade::on(&mut req);
     let (parts, _body) = req.into_parts();
     let deflate = if settings.ws_per_message_deflate {
@@ -99,14 +123,14 @@ pub async fn handle_upgrade(
     } else {
         None
     };
-    let shared = WsShared::new(conn.inbox.clone(), server.clone(), conn.clone());
+    let shared = WsShared::new(inbox.clone(), server.clone(), conn.clone());
     let mut guard = PendingGuard(Some(shared.clone()));
     let (decide, decision) = oneshot::channel();
-    conn.inbox.push(Event::WebSocket(Box::new(WsCtx {
+    inbox.push(Event::Job(Job::WebSocket(Box::new(WsCtx {
         parts,
         shared: shared.clone(),
         decide,
-    })));
+    }))));
     match decision.await {
         Ok(Handshake::Accept {
             subprotocol,
@@ -137,6 +161,7 @@ pub async fn handle_upgrade(
             responses::apply_default_headers(h, settings);
             let task_server = server.clone();
             server.runtime.spawn(async move {
+                let _trace = trace;
                 let _count = task_server.connection_opened();
                 match on_upgrade.await {
                     Ok(upgraded) => {
@@ -152,7 +177,9 @@ pub async fn handle_upgrade(
                         )
                         .await;
                         let deflater = deflate.as_ref().map(MessageDeflater::new);
+                        task_server.metrics.websocket_opened();
                         run_socket(ws, shared.clone(), outgoing, deflater).await;
+                        task_server.metrics.websocket_closed();
                     }
                     Err(_) => shared.set_closed(1006, String::new()),
                 }

@@ -1,5 +1,5 @@
-//! The loop-thread end of an inbox: `drain()` runs as the asyncio reader callback of the eventfd,
-//! builds scopes and starts one Task per request.
+//! The loop-thread end of an inbox for ASGI: `drain()` runs as the asyncio reader callback of the
+//! eventfd, builds scopes and starts one Task per request or WebSocket handshake.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -8,18 +8,28 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use super::inbox::{Event, Inbox};
-use super::outbox::{enter_loop, LoopLink, Outbox};
-use crate::asgi::http::{HttpTransport, RequestCtx};
-use crate::asgi::scope::{build_scope, ScopeKind};
-use crate::asgi::ws::{WebSocketTransport, WsCtx};
+use super::http::{HttpTransport, RequestCtx, RequestTraits};
+use super::scope::{build_scope, ScopeKind};
+use super::ws::{WebSocketTransport, WsCtx};
+use crate::bridge::inbox::{Event, Inbox};
+use crate::bridge::outbox::{enter_loop, LoopLink, Outbox};
 use crate::errors::ClientDisconnected;
-use crate::server::conn::close_after;
-use crate::server::Shared;
+use crate::state::Shared;
 use crate::sync::lock_or_recover;
 
+/// What the network side asks an event loop to start.
+pub enum Job {
+    /// A new request: build its scope and start the app's Task.
+    Request(Box<RequestCtx>),
+    /// A WebSocket handshake: build its scope and start the app's Task.
+    WebSocket(Box<WsCtx>),
+}
+
+/// The inbox of one event loop serving ASGI.
+pub type AsgiInbox = Inbox<Job>;
+
 pub struct LoopEntry {
-    inbox: Arc<Inbox>,
+    inbox: Arc<AsgiInbox>,
     handler: Py<PyAny>,
     ws_handler: Option<Py<PyAny>>,
     create_task: Py<PyAny>,
@@ -27,7 +37,7 @@ pub struct LoopEntry {
     state: Py<PyDict>,
     server: Arc<Shared>,
     /// Reused between drains so a busy loop does not allocate a queue per wakeup.
-    batch: Mutex<VecDeque<Event>>,
+    batch: Mutex<VecDeque<Event<Job>>>,
 }
 
 impl LoopEntry {
@@ -36,7 +46,7 @@ impl LoopEntry {
         handler: Bound<'_, PyAny>,
         ws_handler: Option<Bound<'_, PyAny>>,
         state: Bound<'_, PyDict>,
-        inbox: Arc<Inbox>,
+        inbox: Arc<AsgiInbox>,
         outbox: Arc<Outbox>,
         server: Arc<Shared>,
     ) -> PyResult<Arc<Self>> {
@@ -71,7 +81,7 @@ impl LoopEntry {
             shared,
             respond,
             self.link.clone(),
-            close_after(parts.version),
+            RequestTraits::of(&parts),
         );
         let coro = self.handler.bind(py).call1((scope, transport))?;
         self.create_task.bind(py).call1((coro,))?;
@@ -101,16 +111,16 @@ impl LoopEntry {
         Ok(())
     }
 
-    fn handle(&self, py: Python<'_>, event: Event) -> PyResult<()> {
+    fn handle(&self, py: Python<'_>, event: Event<Job>) -> PyResult<()> {
         match event {
-            Event::Request(ctx) => self.start_request(py, *ctx),
-            Event::WebSocket(ctx) => self.start_websocket(py, *ctx),
+            Event::Job(Job::Request(ctx)) => self.start_request(py, *ctx),
+            Event::Job(Job::WebSocket(ctx)) => self.start_websocket(py, *ctx),
             Event::Wake(shared) => shared.wake_waiters(py),
-            Event::Warning(message) => {
+            Event::Log(level, message) => {
                 self.server
                     .error_logger()
                     .bind(py)
-                    .call_method1(intern!(py, "warning"), (message,))?;
+                    .call_method1(intern!(py, "log"), (level.number(), message))?;
                 Ok(())
             }
             Event::SendDone { future, delivered } => {
@@ -144,7 +154,7 @@ impl LoopHandle {
         self.entry.link.new_future(py)
     }
 
-    pub fn inbox(&self) -> Arc<Inbox> {
+    pub fn inbox(&self) -> Arc<AsgiInbox> {
         self.entry.inbox.clone()
     }
 }

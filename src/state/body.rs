@@ -2,15 +2,12 @@
 
 use std::fmt;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use tokio::sync::mpsc;
-
-use super::http::RequestShared;
 
 /// The app failed mid-response: hyper must abort the connection rather than end the body cleanly.
 #[derive(Debug)]
@@ -24,14 +21,23 @@ impl fmt::Display for BodyAborted {
 
 impl std::error::Error for BodyAborted {}
 
+/// The request a response belongs to, as the body sees it. Implemented by the transport layer, so
+/// that bodies sit below it.
+pub trait OnWire: Send + Sync {
+    /// Called once when the protocol is done with the request (response written or connection lost).
+    fn finish_on_wire(self: Arc<Self>);
+    /// Whether the app completed its response (a stream ending otherwise is an abort).
+    fn finished_cleanly(&self) -> bool;
+}
+
 /// Marks the request as finished for the connection (keep-alive timer, concurrency limit) and, if
 /// the response did not complete, as disconnected for the app.
 pub struct RequestGuard {
-    shared: Option<Arc<RequestShared>>,
+    shared: Option<Arc<dyn OnWire>>,
 }
 
 impl RequestGuard {
-    pub fn new(shared: Arc<RequestShared>) -> Self {
+    pub fn new(shared: Arc<dyn OnWire>) -> Self {
         RequestGuard {
             shared: Some(shared),
         }
@@ -43,9 +49,7 @@ impl RequestGuard {
     }
 
     fn finished_cleanly(&self) -> bool {
-        self.shared
-            .as_ref()
-            .is_some_and(|s| s.finished_cleanly.load(Ordering::Acquire))
+        self.shared.as_ref().is_some_and(|s| s.finished_cleanly())
     }
 }
 
