@@ -290,7 +290,6 @@ KNOWN_BAD = {
     "httptools and the brief want 400. hyper's parser drops the Content-Length header before "
     "validate.rs can see both",
     "chunked-and-content-length": "bug: same, with Transfer-Encoding first",
-    "bare-lf": "hyper accepts bare LF line endings and answers 200; httptools answers 400",
 }
 
 

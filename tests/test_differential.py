@@ -147,7 +147,7 @@ CASES = [
     # StaticFiles and FileResponse on a file both servers see with the same mtime (so the same etag)
     Case("static-get", "GET", "/static/hello.txt"),
     Case("static-css", "GET", "/static/style.css"),
-    Case("static-head", "HEAD", "/static/hello.txt", xfail="issue 10 item 1"),
+    Case("static-head", "HEAD", "/static/hello.txt"),
     Case("static-range", "GET", "/static/hello.txt", headers={"range": "bytes=6-10"}),
     Case("static-suffix-range", "GET", "/static/hello.txt", headers={"range": "bytes=-12"}),
     Case(
@@ -519,9 +519,7 @@ def test_same_connection_lines_at_trace_level() -> None:
     ("method", "path"),
     [
         ("GET", "/static/hello.txt"),
-        pytest.param(
-            "HEAD", "/static/hello.txt", marks=pytest.mark.xfail(strict=True, reason="issue 10 item 1")
-        ),
+        ("HEAD", "/static/hello.txt"),
         ("GET", "/file"),
         ("HEAD", "/file"),
     ],
@@ -597,7 +595,6 @@ def test_same_http10_answers(fastapi_servers: tuple[ServerProcess, ServerProcess
     assert actual == expected
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 2")
 def test_http10_keep_alive_announces_one_option(fastapi_servers: tuple[ServerProcess, ServerProcess]) -> None:
     """An HTTP/1.0 client asking for keep-alive gets the same answer, and exactly one connection
     option that the server then honours. (uvicorn answers ``close`` and closes; announcing

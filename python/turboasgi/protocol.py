@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import http
 import logging
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -148,6 +148,6 @@ def _log_handshake(scope: dict[str, Any], status: int, accepted: bool) -> None:
 
 def _phrase(status: int) -> str:
     try:
-        return http.HTTPStatus(status).phrase
+        return HTTPStatus(status).phrase
     except ValueError:
         return ""

@@ -89,6 +89,16 @@ pub async fn handle_upgrade(
         );
         return response;
     };
+    let protocols_ascii = req
+        .headers()
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .all(|v| v.to_str().is_ok());
+    if !protocols_ascii {
+        // Dropping the value would lose the client's valid tokens too; uvicorn answers 400.
+        inbox.log_info("connection rejected (400 Bad Request)");
+        return responses::invalid_subprotocol(settings);
+    }
     if !server.try_start_request() {
         inbox.log_warning("Exceeded concurrency limit.");
         return responses::service_unavailable(settings);
