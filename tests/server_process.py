@@ -94,6 +94,7 @@ class ServerProcess:
         self.host: str | None = None
         self.port: int | None = None
         self.uds: str | None = None
+        self.scheme = "http"
         self._out: IO[bytes] | None = None
         self._err: IO[bytes] | None = None
 
@@ -122,7 +123,7 @@ class ServerProcess:
     @property
     def url(self) -> str:
         assert self.host is not None and self.port is not None, "the server is not listening on TCP"
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     @property
     def address(self) -> tuple[str, int]:
@@ -189,6 +190,7 @@ class ServerProcess:
             raise ServerError(f"server did not start in {timeout} s\n{self.output}") from None
         assert match is not None
         if match["port"]:
+            self.scheme = match["scheme"]
             self.host = match["host"]
             self.port = int(match["port"])
         elif match["uds"]:

@@ -142,8 +142,7 @@ def test_defaults_match_uvicorn() -> None:
         ({"limit_max_requests": 0}, "--limit-max-requests must be at least 1"),
         ({"limit_max_requests_jitter": -1}, "--limit-max-requests-jitter must not be negative"),
         ({"threads": 0}, "threads must be at least 1"),
-        ({"ssl_keyfile": "k.pem", "ssl_certfile": "c.pem"}, "TLS"),
-        ({"ssl_certfile": "c.pem"}, "TLS"),
+        ({"ssl_context_factory": lambda config, default: default()}, "ssl_context_factory"),
         ({"ws": "h11"}, "--ws h11 is not yet supported"),
         ({"ws_max_size": 0}, "--ws-max-size must be at least 1"),
         ({"ws_max_queue": 1}, "--ws-max-queue"),
@@ -310,6 +309,7 @@ def test_core_config_defaults(fake_core: dict[str, Any]) -> None:
         "limit_request_fields": None,
         "limit_request_field_size": None,
         "trace_connections": False,
+        "tls": None,
     }
 
 

@@ -32,6 +32,21 @@ class CoreConfig:
         ws_ping_timeout: float | None = 20.0,
         ws_per_message_deflate: bool = True,
         trace_connections: bool = False,
+        tls: TlsConfig | None = None,
+    ) -> None: ...
+
+class TlsConfig:
+    """The rustls server configuration, built once from PEM bytes; ``ValueError`` names the option."""
+
+    def __init__(
+        self,
+        *,
+        certfile: bytes,
+        keyfile: bytes,
+        versions: list[int],
+        cert_reqs: int = 0,
+        ca_certs: bytes | None = None,
+        ciphers: str | None = None,
     ) -> None: ...
 
 class LoopHandle:

@@ -327,25 +327,41 @@ def _metavar(choices: list[str]) -> str:
     help="Seconds a worker process may take to answer a health check (with --workers) "
     "before it is killed and replaced.",
 )
-@click.option("--ssl-keyfile", type=str, default=None, help=f"TLS private key file. {NYS}")
-@click.option("--ssl-certfile", type=str, default=None, help=f"TLS certificate chain file. {NYS}")
-@click.option("--ssl-keyfile-password", type=str, default=None, help=f"Password of the TLS key. {NYS}")
+@click.option("--ssl-keyfile", type=str, default=None, help="TLS private key (PKCS#1, PKCS#8 or SEC1 PEM).")
+@click.option(
+    "--ssl-certfile",
+    type=str,
+    default=None,
+    help="TLS certificate chain file (PEM, server certificate first): serve HTTPS and WSS.",
+)
+@click.option(
+    "--ssl-keyfile-password",
+    type=str,
+    default=None,
+    help="Password of an encrypted --ssl-keyfile (decrypted with the cryptography package).",
+)
 @click.option(
     "--ssl-version",
     type=int,
     default=int(SSL_PROTOCOL_VERSION),
     show_default=True,
-    help=f"TLS protocol, as a Python ssl module constant. {NYS}",
+    help="TLS versions as a Python ssl constant: 17 TLS 1.2 and 1.3, 5 or 771 TLS 1.2, 772 TLS 1.3.",
 )
 @click.option(
     "--ssl-cert-reqs",
     type=int,
     default=int(ssl.CERT_NONE),
     show_default=True,
-    help=f"Client certificate requirement, as a Python ssl module constant. {NYS}",
+    help="Client certificates: 0 not asked, 1 optional, 2 required (verified against --ssl-ca-certs).",
 )
-@click.option("--ssl-ca-certs", type=str, default=None, help=f"CA bundle to verify clients. {NYS}")
-@click.option("--ssl-ciphers", type=str, default=None, help=f"TLS cipher list (OpenSSL syntax). {NYS}")
+@click.option("--ssl-ca-certs", type=str, default=None, help="CA bundle (PEM) to verify client certificates.")
+@click.option(
+    "--ssl-ciphers",
+    type=str,
+    default=None,
+    help="Cipher suites: OpenSSL or IANA names separated by ':' (naming only TLS 1.2 suites leaves TLS 1.3 "
+    "on). [default: every suite rustls offers]",
+)
 @click.option(
     "--header",
     "headers",

@@ -38,7 +38,7 @@ from turboasgi.logging import (
 from turboasgi.systemd import SystemdSocketError, take_listen_fd
 
 if TYPE_CHECKING:
-    from turboasgi._core import CoreConfig
+    from turboasgi._core import CoreConfig, TlsConfig
     from turboasgi.lifespan import LifespanOff, LifespanOn
 
 __all__ = [
@@ -82,6 +82,8 @@ SUPPORTED_WS: tuple[str, ...] = ("auto", "none", "websockets", "websockets-sansi
 
 SSL_PROTOCOL_VERSION: int = ssl.PROTOCOL_TLS_SERVER
 STARTUP_FAILURE = 3
+# uvicorn ends with an uncaught ssl/OS error (status 1) when its TLS files cannot be used.
+TLS_SETUP_FAILURE = 1
 
 DEFAULT_WS_MAX_SIZE = 16 * 1024 * 1024
 DEFAULT_WS_MAX_QUEUE = 32
@@ -293,7 +295,9 @@ class Config:
         self.loaded = False
         self.loaded_app: ASGIApp | None = None
         self.lifespan_class: type[LifespanOn] | type[LifespanOff] | None = None
+        # uvicorn's SSLContext; always None here: TLS is rustls, set up in `tls` by load().
         self.ssl: ssl.SSLContext | None = None
+        self.tls: TlsConfig | None = None
 
         self.configure_logging()
         if self.systemd_socket:
@@ -400,8 +404,10 @@ class Config:
                 )
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be at least 1, got {self.threads}")
-        if self.is_ssl:
-            raise _not_supported("TLS (--ssl-keyfile/--ssl-certfile)")
+        if self.ssl_context_factory is not None:
+            raise _not_supported(
+                "ssl_context_factory (TLS is served by rustls, not an ssl.SSLContext: use the ssl_* options)"
+            )
         if self.http2:
             raise _not_supported("--http2")
         if self.reset_contextvars:
@@ -547,6 +553,7 @@ class Config:
             (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in self.headers
         ]
         self.lifespan_class = import_from_string(LIFESPAN[self.lifespan])
+        self.tls = self.load_tls()
 
         app = self.load_app()
         try:
@@ -582,6 +589,25 @@ class Config:
 
         self.loaded_app = app
         self.loaded = True
+
+    def tls_config(self) -> TlsConfig | None:
+        """The Rust core's TLS configuration from the ``ssl_*`` options (None without TLS); raises
+        ``turboasgi.tls.TLSSetupError`` naming the option at fault."""
+        if not self.is_ssl:
+            return None
+        from turboasgi.tls import build_tls_config
+
+        return build_tls_config(self)
+
+    def load_tls(self) -> TlsConfig | None:
+        """``tls_config()``, or log the error and exit with status 1 (as uvicorn does)."""
+        from turboasgi.tls import TLSSetupError
+
+        try:
+            return self.tls_config()
+        except TLSSetupError as exc:
+            logger.error("%s", exc)
+            sys.exit(TLS_SETUP_FAILURE)
 
     def get_loop_factory(self) -> Callable[[], asyncio.AbstractEventLoop] | None:
         """The event loop factory for ``loop``: ``none`` -> None (let asyncio decide), ``auto`` -> uvloop
@@ -750,4 +776,5 @@ class Config:
             limit_request_field_size=self.limit_request_field_size,
             # decided once: with trace off, connections cost no log work at all
             trace_connections=logger.isEnabledFor(TRACE_LOG_LEVEL),
+            tls=self.tls,
         )

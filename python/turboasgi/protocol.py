@@ -46,6 +46,8 @@ class HttpRunner:
         self.app = app
         self.access_log = access_log
         self.tasks: set[asyncio.Task[None]] = set()
+        # Set when the graceful-shutdown timeout cancels the remaining Tasks of this loop.
+        self.shutdown_cancelled = False
 
     async def __call__(self, scope: dict[str, Any], transport: HttpTransport) -> None:
         task = asyncio.current_task()
@@ -61,14 +63,15 @@ class HttpRunner:
             # spec G7: the client went away; the app merely did not catch our error
             transport.fail()
         except asyncio.CancelledError:
-            # Only the graceful-shutdown timeout cancels request Tasks: say what the client got.
             gone = transport.client_disconnected
-            if transport.fail():
-                logger.error("%s cancelled at shutdown: answered 500.", _request_line(scope))
-            elif not gone:
-                logger.error(
-                    "%s cancelled at shutdown: response cut off, connection closed.", _request_line(scope)
-                )
+            answered_500 = transport.fail()
+            if self.shutdown_cancelled:  # by the graceful-shutdown timeout: say what the client got
+                if answered_500:
+                    logger.error("%s cancelled at shutdown: answered 500.", _request_line(scope))
+                elif not gone:
+                    logger.error(
+                        "%s cancelled at shutdown: response cut off, connection closed.", _request_line(scope)
+                    )
             raise
         except BaseException as exc:
             logger.error("Exception in ASGI application\n", exc_info=exc)

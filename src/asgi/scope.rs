@@ -97,10 +97,11 @@ fn proxied<'a>(
         .client
         .as_ref()
         .map(|(h, p)| (Cow::Borrowed(h.as_str()), *p));
+    let scheme = if conn.tls.is_some() { "https" } else { "http" };
     if !settings.proxy_headers || !settings.is_trusted(conn.client_ip.as_ref()) {
-        return ("http", direct);
+        return (scheme, direct);
     }
-    let scheme = forwarded_scheme(parts).unwrap_or("http");
+    let scheme = forwarded_scheme(parts).unwrap_or(scheme);
     // Repeated X-Forwarded-For fields are one comma-separated list, in order (RFC 9110 5.3).
     let forwarded: Vec<&str> = parts
         .headers
@@ -208,6 +209,9 @@ pub fn build_scope<'py>(
             extensions.set_item(intern!(py, "websocket.http.response"), PyDict::new(py))?;
         }
     }
+    if let Some(tls) = conn.tls_extension(py)? {
+        extensions.set_item(intern!(py, "tls"), tls)?;
+    }
     scope.set_item(intern!(py, "asgi"), asgi)?;
     scope.set_item(intern!(py, "http_version"), http_version(py, parts.version))?;
     scope.set_item(intern!(py, "path"), path)?;
@@ -229,8 +233,32 @@ pub fn build_scope<'py>(
     scope.set_item(intern!(py, "server"), conn.server_tuple(py)?)?;
     scope.set_item(intern!(py, "state"), state.copy()?)?;
     if !extensions.is_empty() {
-        // spec G8: only what is really handled is advertised (nothing, for HTTP yet)
+        // spec G8: only what is really handled is advertised (for HTTP: `tls` on TLS connections)
         scope.set_item(intern!(py, "extensions"), extensions)?;
     }
     Ok(scope)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_host_port;
+
+    #[test]
+    fn forwarded_entries_with_and_without_port() {
+        assert_eq!(split_host_port("203.0.113.7:4444"), ("203.0.113.7", 4444));
+        assert_eq!(split_host_port("203.0.113.7"), ("203.0.113.7", 0));
+        assert_eq!(split_host_port("[2001:db8::7]:4444"), ("2001:db8::7", 4444));
+        assert_eq!(split_host_port("[2001:db8::7]"), ("2001:db8::7", 0));
+        assert_eq!(split_host_port("2001:db8::7"), ("2001:db8::7", 0));
+    }
+
+    #[test]
+    fn malformed_entries_are_kept_whole() {
+        // never a host cut out of a malformed value, which a trust check could then accept
+        assert_eq!(split_host_port("127.0.0.1:x"), ("127.0.0.1:x", 0));
+        assert_eq!(split_host_port("[::1"), ("[::1", 0));
+        assert_eq!(split_host_port("[::1]x"), ("[::1]x", 0));
+        assert_eq!(split_host_port("unknown"), ("unknown", 0));
+        assert_eq!(split_host_port("[::1]:99999"), ("::1", 0));
+    }
 }

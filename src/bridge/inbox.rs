@@ -38,6 +38,7 @@ pub enum Event<J> {
 pub enum LogLevel {
     Warning,
     Info,
+    Debug,
     /// uvicorn's level 5 (`turboasgi.logging.TRACE_LOG_LEVEL`).
     Trace,
 }
@@ -48,6 +49,7 @@ impl LogLevel {
         match self {
             LogLevel::Warning => 30,
             LogLevel::Info => 20,
+            LogLevel::Debug => 10,
             LogLevel::Trace => 5,
         }
     }
@@ -85,6 +87,12 @@ impl<J> Inbox<J> {
     /// Only pushed with `--log-level trace` (the caller checks), so it may format freely.
     pub fn log_trace(&self, message: String) {
         self.push(Event::Log(LogLevel::Trace, Cow::Owned(message)));
+    }
+
+    /// Routine per-connection failures (a failed TLS handshake) that a scanner can cause by the
+    /// thousand: never at warning.
+    pub fn log_debug(&self, message: String) {
+        self.push(Event::Log(LogLevel::Debug, Cow::Owned(message)));
     }
 }
 

@@ -15,7 +15,7 @@ use super::head_timeout::HeadTimeout;
 use super::service::Service;
 use crate::asgi::dispatch::AsgiInbox;
 use crate::state::connection::ConnInfo;
-use crate::state::ShutdownStage;
+use crate::state::{ConnectionCount, ShutdownStage};
 
 /// How long a connection that has not sent its first request yet may still start one once a
 /// graceful shutdown began.
@@ -63,16 +63,22 @@ impl Drop for ConnectionTrace {
     }
 }
 
-pub async fn serve<IO>(io: IO, svc: Arc<Service>, shutdown: watch::Receiver<ShutdownStage>)
-where
+/// `count` keeps the connection counted while it is served (taken by the caller, so that a TLS
+/// connection is counted from its handshake on, once).
+pub async fn serve<IO>(
+    io: IO,
+    svc: Arc<Service>,
+    shutdown: watch::Receiver<ShutdownStage>,
+    count: ConnectionCount,
+) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     if let Some(timeout) = svc.server.settings.timeout_request_head {
         let io = HeadTimeout::new(io, svc.conn.clone(), svc.server.clone(), timeout);
         // Ours answers 408; hyper's own would only close the socket.
-        return drive(io, svc, shutdown, None).await;
+        return drive(io, svc, shutdown, None, count).await;
     }
-    drive(io, svc, shutdown, Some(HEADER_READ_TIMEOUT)).await
+    drive(io, svc, shutdown, Some(HEADER_READ_TIMEOUT), count).await
 }
 
 async fn drive<IO>(
@@ -80,12 +86,12 @@ async fn drive<IO>(
     svc: Arc<Service>,
     mut shutdown: watch::Receiver<ShutdownStage>,
     header_read_timeout: Option<Duration>,
+    _count: ConnectionCount,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let conn = svc.conn.clone();
     let server = svc.server.clone();
-    let _count = server.connection_opened();
     let _trace = ConnectionTrace::start(&svc, "HTTP");
     let settings = &server.settings;
     let mut builder = http1::Builder::new();

@@ -9,8 +9,10 @@ pub mod listener;
 pub mod loops;
 pub mod metrics;
 pub mod service;
+pub mod tls;
 pub mod validate;
 pub mod websocket;
+mod write_through;
 mod ws_deflate;
 
 use std::sync::{Arc, OnceLock};

@@ -3,6 +3,7 @@
 //! the server writes itself. Nothing here knows about the bridge, the ASGI transports or a protocol.
 
 pub mod body;
+pub mod cert_name;
 pub mod connection;
 pub mod metrics;
 pub mod responses;
