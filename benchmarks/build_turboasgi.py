@@ -17,9 +17,9 @@ crate itself is recompiled; a fat-LTO release link still takes minutes. See ``be
 from __future__ import annotations
 
 import argparse
-import os
 import datetime as dt
 import json
+import os
 import shutil
 import subprocess
 import sys
