@@ -88,8 +88,9 @@ class HttpTransport:
     def fail(self) -> bool:
         """The app raised or returned early: 500 if nothing was sent yet (True), else abort the
         connection (False)."""
-    def on_response(self, callback: Callable[[int], object]) -> None:
-        """Call ``callback(status)`` once, when a response head goes out (the status the client gets)."""
+    def on_response(self, callback: Callable[[int, int | None], object]) -> None:
+        """Call ``callback(status, length)`` once, when a response head goes out: the status the client
+        gets and the body length the head declares (None when it streams without one)."""
 
 class WebSocketTransport:
     """The receive/send pair of one WebSocket connection."""

@@ -115,6 +115,14 @@ def _metavar(choices: list[str]) -> str:
     "Lifespan runs once per loop.",
 )
 @click.option(
+    "--access-log-format",
+    type=str,
+    default=None,
+    help="The access line as a template of {fields}: client, method, path, query, http_version, scheme, "
+    "status, bytes, duration_ms, request_id, user_agent, referer (see docs/usage.md). [default: uvicorn's "
+    "line]",
+)
+@click.option(
     "--timeout-request-head",
     type=float,
     default=None,

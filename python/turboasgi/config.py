@@ -24,6 +24,7 @@ from configparser import ConfigParser, RawConfigParser
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
+from turboasgi.access_log import AccessLogFormat
 from turboasgi.importer import ImportFromStringError, import_from_string
 from turboasgi.logging import (
     LOGGING_CONFIG,
@@ -224,6 +225,7 @@ class Config:
         limit_request_line: int | None = None,
         limit_request_fields: int | None = None,
         limit_request_field_size: int | None = None,
+        access_log_format: str | None = None,
     ) -> None:
         self.app = app
         self.host = host
@@ -282,6 +284,8 @@ class Config:
         self.limit_request_line = limit_request_line
         self.limit_request_fields = limit_request_fields
         self.limit_request_field_size = limit_request_field_size
+        self.access_log_format = access_log_format
+        self.access_format: AccessLogFormat | None = None
 
         try:
             systemd_fd = take_listen_fd()
@@ -383,6 +387,11 @@ class Config:
             raise ConfigError(
                 f"--limit-max-requests-jitter must not be negative, got {self.limit_max_requests_jitter}"
             )
+        if self.access_log_format is not None:
+            try:
+                self.access_format = AccessLogFormat(self.access_log_format)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
         if self.timeout_request_head is not None and not self.timeout_request_head > 0:
             raise ConfigError(
                 f"--timeout-request-head must be a positive number, got {self.timeout_request_head}"

@@ -361,9 +361,9 @@ struct TransportState {
     respond: Option<oneshot::Sender<Response<ResponseBody>>>,
     phase: Phase,
     status: Option<u16>,
-    /// The status of a head just handed to the network side, for `on_response` once the lock is
-    /// released.
-    to_report: Option<u16>,
+    /// The status and declared length of a head just handed to the network side, for
+    /// `on_response` once the lock is released.
+    to_report: Option<(u16, Option<u64>)>,
 }
 
 /// What the request says about its response: whether it may have a body, and the connection.
@@ -438,13 +438,13 @@ impl HttpTransport {
     /// Tells the `on_response` callable the status of a head that went out. Called with no lock
     /// held, so the callable may use the transport.
     fn report(&self, py: Python<'_>) {
-        let Some(status) = self.lock().to_report.take() else {
+        let Some((status, length)) = self.lock().to_report.take() else {
             return;
         };
         let Some(callback) = lock_or_recover(&self.on_response).take() else {
             return;
         };
-        if let Err(err) = callback.call1(py, (status,)) {
+        if let Err(err) = callback.call1(py, (status, length)) {
             err.write_unraisable(py, None);
         }
     }
@@ -615,13 +615,13 @@ impl HttpTransport {
         st: &mut TransportState,
         response: Response<ResponseBody>,
     ) -> PyResult<()> {
-        let status = response.status().as_u16();
+        let reported = (response.status().as_u16(), reported_length(&response));
         let sent = match st.respond.take() {
             Some(tx) => self.link.respond(py, tx, response)?,
             None => false,
         };
         if sent {
-            st.to_report = Some(status);
+            st.to_report = Some(reported);
             Ok(())
         } else {
             Err(ClientDisconnected::new_err("client disconnected"))
@@ -883,7 +883,7 @@ impl HttpTransport {
                 st.status = Some(if body_failed { 400 } else { 500 });
                 if body_failed && !delivered {
                     // The network side answered the broken body with its own 400.
-                    st.to_report = Some(400);
+                    st.to_report = Some((400, None));
                 }
                 self.mark_complete(py, &mut st, false)?;
                 Ok(delivered)
@@ -894,4 +894,12 @@ impl HttpTransport {
             Phase::Complete => Ok(false),
         }
     }
+}
+
+/// The response's length as its head declares it (or as its one body has it), for the access log.
+fn reported_length(response: &Response<ResponseBody>) -> Option<u64> {
+    declared_length(response.headers())
+        .ok()
+        .flatten()
+        .or_else(|| http_body::Body::size_hint(response.body()).exact())
 }
