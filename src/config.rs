@@ -100,6 +100,8 @@ pub struct Settings {
     pub metrics: bool,
     /// `--timeout-request-head`: 408 for a head not complete this long after its first byte.
     pub timeout_request_head: Option<Duration>,
+    /// `--timeout-request-body`: how long in all a request body may keep the server waiting.
+    pub timeout_request_body: Option<Duration>,
     /// `--limit-request-line`: longest request line (method, target, version) in bytes.
     pub limit_request_line: Option<usize>,
     /// `--limit-request-fields`: most header fields in a request head.
@@ -137,7 +139,7 @@ impl CoreConfig {
         proxy_headers = true, forwarded_allow_ips = vec!["127.0.0.1".to_string()],
         max_header_bytes = 65536, tokio_threads = 1, ws_enabled = true,
         ws_max_size = 16 * 1024 * 1024, ws_ping_interval = Some(20.0), ws_ping_timeout = Some(20.0),
-        ws_per_message_deflate = true, metrics = false, timeout_request_head = None,
+        ws_per_message_deflate = true, metrics = false, timeout_request_head = None, timeout_request_body = None,
         limit_request_line = None, limit_request_fields = None, limit_request_field_size = None,
         trace_connections = false, tls = None))]
     #[allow(clippy::too_many_arguments)]
@@ -159,6 +161,7 @@ impl CoreConfig {
         ws_per_message_deflate: bool,
         metrics: bool,
         timeout_request_head: Option<f64>,
+        timeout_request_body: Option<f64>,
         limit_request_line: Option<usize>,
         limit_request_fields: Option<usize>,
         limit_request_field_size: Option<usize>,
@@ -177,6 +180,7 @@ impl CoreConfig {
         let ws_ping_interval = seconds("ws_ping_interval", ws_ping_interval)?;
         let ws_ping_timeout = seconds("ws_ping_timeout", ws_ping_timeout)?;
         let timeout_request_head = seconds("timeout_request_head", timeout_request_head)?;
+        let timeout_request_body = seconds("timeout_request_body", timeout_request_body)?;
         for (name, limit) in [
             ("limit_request_line", limit_request_line),
             ("limit_request_fields", limit_request_fields),
@@ -247,6 +251,7 @@ impl CoreConfig {
                 ws_per_message_deflate,
                 metrics,
                 timeout_request_head,
+                timeout_request_body,
                 limit_request_line,
                 limit_request_fields,
                 limit_request_field_size,

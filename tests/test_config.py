@@ -305,6 +305,7 @@ def test_core_config_defaults(fake_core: dict[str, Any]) -> None:
         "ws_per_message_deflate": True,
         "metrics": False,
         "timeout_request_head": None,
+        "timeout_request_body": None,
         "limit_request_line": None,
         "limit_request_fields": None,
         "limit_request_field_size": None,

@@ -131,6 +131,14 @@ def _metavar(choices: list[str]) -> str:
     "the connection without an answer]",
 )
 @click.option(
+    "--timeout-request-body",
+    type=float,
+    default=None,
+    help="Seconds a request body may keep the server waiting in all (time the app takes to read it is not "
+    "counted); then the app sees http.disconnect and the client gets 408 if no response started. "
+    "[default: off]",
+)
+@click.option(
     "--limit-request-line",
     type=int,
     default=None,

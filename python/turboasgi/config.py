@@ -222,6 +222,7 @@ class Config:
         metrics_port: int | None = None,
         metrics_host: str | None = None,
         timeout_request_head: float | None = None,
+        timeout_request_body: float | None = None,
         limit_request_line: int | None = None,
         limit_request_fields: int | None = None,
         limit_request_field_size: int | None = None,
@@ -281,6 +282,7 @@ class Config:
         self.metrics_port = metrics_port
         self.metrics_host = metrics_host if metrics_host is not None else host
         self.timeout_request_head = timeout_request_head
+        self.timeout_request_body = timeout_request_body
         self.limit_request_line = limit_request_line
         self.limit_request_fields = limit_request_fields
         self.limit_request_field_size = limit_request_field_size
@@ -780,6 +782,7 @@ class Config:
             ws_per_message_deflate=self.ws_per_message_deflate,
             metrics=self.metrics_port is not None,
             timeout_request_head=self.timeout_request_head,
+            timeout_request_body=self.timeout_request_body,
             limit_request_line=self.limit_request_line,
             limit_request_fields=self.limit_request_fields,
             limit_request_field_size=self.limit_request_field_size,

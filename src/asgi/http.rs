@@ -19,6 +19,7 @@ use super::message::{parse_http_send, HttpSend};
 use crate::bridge::awaitable::{done, resolve_waiters};
 use crate::bridge::inbox::{Notifier, Wakeable};
 use crate::bridge::outbox::{HeadFlush, LoopLink};
+use crate::config::Settings;
 use crate::errors::ClientDisconnected;
 use crate::state::body::{OnWire, RequestGuard, ResponseBody};
 use crate::state::connection::ConnInfo;
@@ -62,6 +63,8 @@ struct RequestState {
     received: u64,
     /// The response is complete and the app's unread body is being read and dropped.
     draining: bool,
+    /// The body failed because `--timeout-request-body` ran out (not because of bad framing).
+    body_timed_out: bool,
 }
 
 /// State shared by the hyper side (body pump, response body, drop guard) and the loop thread.
@@ -108,6 +111,7 @@ impl RequestShared {
                 response_complete: false,
                 received: 0,
                 draining: false,
+                body_timed_out: false,
             }),
             inbox,
             server,
@@ -168,8 +172,18 @@ impl RequestShared {
         lock_or_recover(&self.state)
     }
 
-    pub fn body_failed_now(&self) -> bool {
-        self.lock().body_state == BodyState::Failed
+    /// The server's answer to a request whose body failed: 400 for bad framing, 408 when
+    /// `--timeout-request-body` ran out. None while the body has not failed.
+    pub fn body_failure_response(&self, settings: &Settings) -> Option<Response<ResponseBody>> {
+        let st = self.lock();
+        if st.body_state != BodyState::Failed {
+            return None;
+        }
+        Some(if st.body_timed_out {
+            responses::request_timeout(settings)
+        } else {
+            responses::bad_request(settings)
+        })
     }
 
     pub fn is_disconnected(&self) -> bool {
@@ -277,6 +291,9 @@ fn disconnect_event(py: Python<'_>) -> PyResult<Py<PyAny>> {
 /// Reads the request body into a bounded buffer, a little ahead of the app; once draining, reads
 /// and drops the rest, giving up (the connection then closes) after `idle` without data.
 async fn pump_body(shared: Arc<RequestShared>, mut body: Incoming, idle: std::time::Duration) {
+    // `--timeout-request-body`: what is left of the time the client may keep us waiting for its body
+    // (time the app takes to read is not counted: the pump waits for room before it reads).
+    let mut client_time = shared.server.settings.timeout_request_body;
     loop {
         let draining = loop {
             {
@@ -290,13 +307,26 @@ async fn pump_body(shared: Arc<RequestShared>, mut body: Incoming, idle: std::ti
             }
             shared.space.notified().await;
         };
+        // Errors of hyper's body and a timeout end the body alike: only the kind is kept.
         let frame = if draining {
             match tokio::time::timeout(idle, body.frame()).await {
-                Ok(frame) => frame,
+                Ok(frame) => frame.map(|r| r.map_err(drop)),
                 Err(_) => return,
             }
+        } else if let Some(left) = client_time {
+            let started = tokio::time::Instant::now();
+            match tokio::time::timeout(left, body.frame()).await {
+                Ok(frame) => {
+                    client_time = Some(left.saturating_sub(started.elapsed()));
+                    frame.map(|r| r.map_err(drop))
+                }
+                Err(_) => {
+                    shared.lock().body_timed_out = true;
+                    Some(Err(()))
+                }
+            }
         } else {
-            body.frame().await
+            body.frame().await.map(|r| r.map_err(drop))
         };
         let mut failed = false;
         let wake = {
@@ -872,18 +902,16 @@ impl HttpTransport {
         match st.phase {
             Phase::Idle | Phase::Started { .. } => {
                 let settings = &self.shared.server.settings;
-                let body_failed = self.shared.body_failed_now();
-                let response = if body_failed {
-                    responses::bad_request(settings)
-                } else {
-                    responses::internal_error(settings)
-                };
+                let failure = self.shared.body_failure_response(settings);
+                let body_failed = failure.is_some();
+                let response = failure.unwrap_or_else(|| responses::internal_error(settings));
+                let status = response.status().as_u16();
                 self.shared.lock().response_complete = true;
                 let delivered = self.deliver(py, &mut st, response).is_ok();
-                st.status = Some(if body_failed { 400 } else { 500 });
+                st.status = Some(status);
                 if body_failed && !delivered {
-                    // The network side answered the broken body with its own 400.
-                    st.to_report = Some((400, None));
+                    // The network side answered the failed body with its own 400 or 408.
+                    st.to_report = Some((status, None));
                 }
                 self.mark_complete(py, &mut st, false)?;
                 Ok(delivered)

@@ -108,7 +108,9 @@ impl Service {
                 }
                 Err(_) => responses::internal_error(settings),
             },
-            _ = shared.body_failed.notified() => responses::bad_request(settings),
+            _ = shared.body_failed.notified() => shared
+                .body_failure_response(settings)
+                .unwrap_or_else(|| responses::bad_request(settings)),
         }
     }
 }

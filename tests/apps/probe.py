@@ -114,10 +114,14 @@ async def echo(scope: Scope, receive: Receive, send: Send, query: dict[str, str]
 
 
 async def upload(scope: Scope, receive: Receive, send: Send, query: dict[str, str]) -> None:
-    """Read the body and record every message type for ``/events?id=``; answer with the byte count."""
+    """Read the body and record every message type for ``/events?id=``; answer with the byte count.
+    ``?pause=S`` waits S seconds before each read (a slow app)."""
     events = EVENTS.setdefault(query.get("id", "upload"), [])
+    pause = float(query.get("pause", 0))
     received = 0
     while True:
+        if pause:
+            await asyncio.sleep(pause)
         message = await receive()
         events.append(message["type"])
         if message["type"] == "http.disconnect":
