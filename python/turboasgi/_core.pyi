@@ -31,6 +31,16 @@ class CoreConfig:
         ws_ping_interval: float | None = 20.0,
         ws_ping_timeout: float | None = 20.0,
         ws_per_message_deflate: bool = True,
+        http_protocols: str = "auto",
+        h2_max_concurrent_streams: int = 100,
+        h2_max_header_list_size: int = 65536,
+        h2_initial_stream_window_size: int = 1048576,
+        h2_initial_connection_window_size: int = 1048576,
+        h2_max_frame_size: int = 16384,
+        h2_keep_alive_interval: float | None = None,
+        h2_keep_alive_timeout: float = 20.0,
+        h2_max_pending_accept_reset_streams: int = 20,
+        h2_max_local_error_reset_streams: int = 1024,
     ) -> None: ...
 
 class LoopHandle:

@@ -15,13 +15,13 @@ use crate::state::ShutdownStage;
 
 /// How long a connection that has not sent its first request yet may still start one once a
 /// graceful shutdown began.
-const FIRST_REQUEST_GRACE: Duration = Duration::from_millis(500);
+pub(super) const FIRST_REQUEST_GRACE: Duration = Duration::from_millis(500);
 
 /// Request header lines accepted (hyper's default is 100; httptools-based servers take more).
 const MAX_HEADERS: usize = 256;
 
 /// Headers that take longer than this to arrive close the connection (slow-client protection).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub async fn serve<IO>(io: IO, svc: Arc<Service>, mut shutdown: watch::Receiver<ShutdownStage>)
 where
@@ -29,7 +29,6 @@ where
 {
     let conn = svc.conn.clone();
     let server = svc.server.clone();
-    let _count = server.connection_opened();
     let settings = &server.settings;
     let mut builder = http1::Builder::new();
     builder

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, UnixListener};
 
-use super::conn;
 use super::loops::Loops;
+use super::protocol;
 use super::service::Service;
 use crate::asgi::dispatch::AsgiInbox;
 use crate::state::connection::ConnInfo;
@@ -63,7 +63,9 @@ where
         server: shared.clone(),
     });
     let rx = shared.shutdown_receiver();
-    shared.runtime.spawn(conn::serve(io, svc, rx));
+    shared
+        .runtime
+        .spawn(protocol::serve_connection(io, svc, rx, None));
 }
 
 /// Accept errors such as EMFILE are transient: back off briefly instead of spinning.

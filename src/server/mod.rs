@@ -2,8 +2,11 @@
 //! protocol-agnostic service, WebSocket upgrades, shutdown, and the Python-facing `ServerCore`.
 
 pub mod conn;
+pub mod http2;
 pub mod listener;
 pub mod loops;
+mod preface;
+pub mod protocol;
 pub mod service;
 pub mod validate;
 pub mod websocket;
