@@ -18,7 +18,15 @@ import h2.config
 import h2.connection
 import h2.events
 import h2.exceptions
-from hyperframe.frame import DataFrame, Frame, GoAwayFrame, HeadersFrame, PingFrame, RstStreamFrame, WindowUpdateFrame
+from hyperframe.frame import (
+    DataFrame,
+    Frame,
+    GoAwayFrame,
+    HeadersFrame,
+    PingFrame,
+    RstStreamFrame,
+    WindowUpdateFrame,
+)
 
 
 @dataclass
@@ -168,7 +176,8 @@ class H2Client:
             stream.data += frame.data
             if self.auto_window and frame.data and "END_STREAM" not in frame.flags:
                 for stream_id in (0, frame.stream_id):
-                    self._send_quietly(WindowUpdateFrame(stream_id, window_increment=len(frame.data)).serialize())
+                    update = WindowUpdateFrame(stream_id, window_increment=len(frame.data))
+                    self._send_quietly(update.serialize())
         elif isinstance(frame, RstStreamFrame) and stream is not None:
             stream.reset = frame.error_code
         elif isinstance(frame, PingFrame) and "ACK" not in frame.flags:
@@ -238,4 +247,3 @@ class H2Client:
             except OSError:
                 return True
         return False
-

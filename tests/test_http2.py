@@ -88,8 +88,9 @@ def test_access_log_says_http_2(server: ServerProcess) -> None:
 @pytest.mark.skipif(shutil.which("nghttp") is None, reason="nghttp missing (apt-get install nghttp2-client)")
 def test_nghttp_multiplexed(server: ServerProcess) -> None:
     # three streams on one connection, one of them with a body
+    urls = [server.url + path for path in ("/upload", "/", "/chunked")]
     result = subprocess.run(
-        ["nghttp", "-n", "--stat", "-d", "-", server.url + "/upload", server.url + "/", server.url + "/chunked"],
+        ["nghttp", "-n", "--stat", "-d", "-", *urls],
         input=b"12345",
         capture_output=True,
         timeout=10,
