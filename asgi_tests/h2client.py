@@ -128,9 +128,24 @@ class H2Client:
         self.conn.send_headers(stream_id, pseudo + (headers or []), end_stream=last)
         self.streams[stream_id] = StreamResult()
         if body:
-            self.conn.send_data(stream_id, body, end_stream=end_stream)
+            self._send_body(stream_id, body, end_stream)
         self.flush()
         return stream_id
+
+    def _send_body(self, stream_id: int, body: bytes, end_stream: bool) -> None:
+        """DATA frames within the server's frame size and flow-control windows."""
+        view = memoryview(body)
+        while view:
+            room = min(self.conn.local_flow_control_window(stream_id), self.conn.max_outbound_frame_size)
+            if room <= 0:
+                self.flush()
+                self.wait(
+                    lambda: self.conn.local_flow_control_window(stream_id) > 0,
+                    what=f"flow-control window for stream {stream_id}",
+                )
+                continue
+            chunk, view = view[:room], view[room:]
+            self.conn.send_data(stream_id, bytes(chunk), end_stream=end_stream and not view)
 
     def reset(self, stream_id: int, code: int = 8) -> None:
         """RST_STREAM with CANCEL (8) by default."""
