@@ -24,9 +24,10 @@ pytestmark = pytest.mark.timeout(60)
 PROBE = "tests.apps.probe:app"
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[ServerProcess]:
-    with running(PROBE) as proc:
+@pytest.fixture(scope="module", params=["1", "2"], ids=["threads1", "threads2"])
+def server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+    # with two loop threads, the streams of one connection still share its loop
+    with running(PROBE, "--threads", request.param) as proc:
         yield proc
 
 
