@@ -195,6 +195,34 @@ def test_slow_reader_of_one_stream_does_not_stall_the_others(server: ServerProce
         assert len(client.streams[stuck].data) == 16384
 
 
+def test_request_body_is_held_back_by_the_stream_window(server: ServerProcess) -> None:
+    # An app that does not read: the client may send one stream window (1 MiB) and no more; the
+    # window reopens as the app reads.
+    with h2(server) as client:
+        assert client.get("/").status == 200  # the server's SETTINGS and connection window are in
+        stream = client.request("POST", "/expect?name=h2-window", end_stream=False)
+        poll(lambda: events(server, "h2-window") == ["waiting"], timeout=5, what="the app to wait")
+        sent = 0
+        for _ in range(1000):
+            room = min(client.conn.local_flow_control_window(stream), 16384)
+            if room == 0:
+                break
+            client.conn.send_data(stream, b"x" * room)
+            sent += room
+        client.flush()
+        assert sent == 1024 * 1024
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline:  # no WINDOW_UPDATE while the app does not read
+            client.pump(0.05)
+        assert client.conn.local_flow_control_window(stream) == 0
+        httpx.get(server.url + "/signal", params={"name": "h2-window"}, timeout=5)
+        client.wait(lambda: client.conn.local_flow_control_window(stream) > 0, what="the window to reopen")
+        client.conn.send_data(stream, b"y", end_stream=True)
+        client.flush()
+        result = client.response(stream)
+    assert result.data == b"got " + b"x" * sent + b"y"
+
+
 def test_limit_concurrency_counts_streams() -> None:
     with running(PROBE, "--limit-concurrency", "2") as srv, h2(srv) as client:
         slow = [client.request("GET", f"/slow?delay=1&id=h2-lc-{i}") for i in range(2)]
