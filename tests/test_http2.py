@@ -301,6 +301,16 @@ def test_graceful_shutdown_sends_goaway_and_finishes_open_streams() -> None:
         assert srv.wait(10) == 0
 
 
+def test_idle_connection_is_closed_after_keep_alive_timeout() -> None:
+    with running(PROBE, "--timeout-keep-alive", "1") as srv, h2(srv) as client:
+        assert client.get("/").status == 200
+        started = time.monotonic()
+        client.wait(lambda: client.goaway is not None, timeout=5, what="GOAWAY of an idle connection")
+        assert client.goaway is not None and client.goaway.error_code == 0
+        assert client.closed_by_server(5)
+        assert 0.8 < time.monotonic() - started < 4
+
+
 def test_graceful_shutdown_timeout_ends_streams_that_never_finish() -> None:
     with running(PROBE, "--timeout-graceful-shutdown", "1") as srv, h2(srv) as client:
         stream = client.request("GET", "/forever?id=h2-forever-shutdown")
