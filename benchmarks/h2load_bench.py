@@ -84,7 +84,7 @@ STATUS_2XX = re.compile(r"status codes: (\d+) 2xx")
 
 
 def h2load(url: str, workload: H2Workload, duration: float) -> tuple[str, float, int, int]:
-    argv = ["taskset", "-c", "1", "h2load", "-D", str(duration), "-c", str(workload.clients)]
+    argv = ["taskset", "-c", "1", "h2load", "-D", f"{duration:g}", "-c", str(workload.clients)]
     argv += ["-m", str(workload.streams), "-t", "1", url]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60).stdout
     done = H2LOAD_DONE.search(out)
@@ -149,10 +149,9 @@ def main() -> int:
                 continue
             rps = [s.rps for s in valid]
             cpu = [s.cpu_us for s in valid]
-            print(
-                f"| {workload.name} | {name} | {statistics.median(rps):,.0f} ({min(rps):,.0f}-{max(rps):,.0f}) "
-                f"| {statistics.median(cpu):.1f} ({min(cpu):.1f}-{max(cpu):.1f}) |"
-            )
+            rps_cell = f"{statistics.median(rps):,.0f} ({min(rps):,.0f}-{max(rps):,.0f})"
+            cpu_cell = f"{statistics.median(cpu):.1f} ({min(cpu):.1f}-{max(cpu):.1f})"
+            print(f"| {workload.name} | {name} | {rps_cell} | {cpu_cell} |")
     return 0
 
 

@@ -93,6 +93,18 @@ pub struct Settings {
     pub ws_ping_interval: Option<Duration>,
     pub ws_ping_timeout: Option<Duration>,
     pub ws_per_message_deflate: bool,
+    /// `--metrics-port` is set: count what the Prometheus endpoint reports.
+    pub metrics: bool,
+    /// `--timeout-request-head`: 408 for a head not complete this long after its first byte.
+    pub timeout_request_head: Option<Duration>,
+    /// `--limit-request-line`: longest request line (method, target, version) in bytes.
+    pub limit_request_line: Option<usize>,
+    /// `--limit-request-fields`: most header fields in a request head.
+    pub limit_request_fields: Option<usize>,
+    /// `--limit-request-field-size`: longest header field (`name: value`) in bytes.
+    pub limit_request_field_size: Option<usize>,
+    /// `--log-level trace`: connection made/lost lines go to the loop's logger (off: no cost).
+    pub trace_connections: bool,
     pub http_protocols: HttpProtocols,
     pub h2: Http2Limits,
 }
@@ -202,7 +214,9 @@ impl CoreConfig {
         proxy_headers = true, forwarded_allow_ips = vec!["127.0.0.1".to_string()],
         max_header_bytes = 65536, tokio_threads = 1, ws_enabled = true,
         ws_max_size = 16 * 1024 * 1024, ws_ping_interval = Some(20.0), ws_ping_timeout = Some(20.0),
-        ws_per_message_deflate = true, http_protocols = "auto".to_string(),
+        ws_per_message_deflate = true, metrics = false, timeout_request_head = None,
+        limit_request_line = None, limit_request_fields = None, limit_request_field_size = None,
+        trace_connections = false, http_protocols = "auto".to_string(),
         h2_max_concurrent_streams = 100, h2_max_header_list_size = 65536,
         h2_initial_stream_window_size = 1024 * 1024, h2_initial_connection_window_size = 1024 * 1024,
         h2_max_frame_size = 16384, h2_keep_alive_interval = None, h2_keep_alive_timeout = 20.0,
@@ -224,6 +238,12 @@ impl CoreConfig {
         ws_ping_interval: Option<f64>,
         ws_ping_timeout: Option<f64>,
         ws_per_message_deflate: bool,
+        metrics: bool,
+        timeout_request_head: Option<f64>,
+        limit_request_line: Option<usize>,
+        limit_request_fields: Option<usize>,
+        limit_request_field_size: Option<usize>,
+        trace_connections: bool,
         http_protocols: String,
         h2_max_concurrent_streams: u32,
         h2_max_header_list_size: u32,
@@ -246,6 +266,18 @@ impl CoreConfig {
         };
         let ws_ping_interval = seconds("ws_ping_interval", ws_ping_interval)?;
         let ws_ping_timeout = seconds("ws_ping_timeout", ws_ping_timeout)?;
+        let timeout_request_head = seconds("timeout_request_head", timeout_request_head)?;
+        for (name, limit) in [
+            ("limit_request_line", limit_request_line),
+            ("limit_request_fields", limit_request_fields),
+            ("limit_request_field_size", limit_request_field_size),
+        ] {
+            if limit == Some(0) {
+                return Err(PyValueError::new_err(format!(
+                    "{name} must be at least 1 (None for no limit)"
+                )));
+            }
+        }
         let http_protocols = HttpProtocols::parse(&http_protocols).ok_or_else(|| {
             PyValueError::new_err(format!(
                 "http_protocols must be 'auto', '1' or '2', got {http_protocols:?}"
@@ -321,6 +353,12 @@ impl CoreConfig {
                 ws_ping_interval,
                 ws_ping_timeout,
                 ws_per_message_deflate,
+                metrics,
+                timeout_request_head,
+                limit_request_line,
+                limit_request_fields,
+                limit_request_field_size,
+                trace_connections,
                 http_protocols,
                 h2,
             },

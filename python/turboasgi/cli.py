@@ -115,6 +115,49 @@ def _metavar(choices: list[str]) -> str:
     "Lifespan runs once per loop.",
 )
 @click.option(
+    "--timeout-request-head",
+    type=float,
+    default=None,
+    help="Seconds a request head may take from its first byte to its end; slower heads are answered "
+    "408 Request Timeout and the connection closed. [default: off: a head not complete in 30 s closes "
+    "the connection without an answer]",
+)
+@click.option(
+    "--limit-request-line",
+    type=int,
+    default=None,
+    help="Longest request line (method, target, version) in bytes; longer: 414. [default: no limit "
+    "beyond --h11-max-incomplete-event-size]",
+)
+@click.option(
+    "--limit-request-fields",
+    type=int,
+    default=None,
+    help="Most header fields in a request; more: 431. [default: 256]",
+)
+@click.option(
+    "--limit-request-field-size",
+    type=int,
+    default=None,
+    help="Longest header field ('name: value') in bytes; longer: 431. [default: no limit beyond "
+    "--h11-max-incomplete-event-size]",
+)
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    help="Serve Prometheus metrics (requests by status class, request durations, in-flight requests, "
+    "open connections and WebSockets, event-loop lag, 503s from --limit-concurrency) at /metrics on "
+    "this port, on a listener of its own; 0 picks a free port. Counted in Rust, off by default. "
+    "Not with --workers.",
+)
+@click.option(
+    "--metrics-host",
+    type=str,
+    default=None,
+    help="Address the metrics listener binds to. [default: --host]",
+)
+@click.option(
     "--loop",
     type=str,
     default="auto",
@@ -130,7 +173,7 @@ def _metavar(choices: list[str]) -> str:
     metavar=_metavar(HTTP_CHOICES),
     help="HTTP versions served: auto = HTTP/1.1 and HTTP/2 (h2c with prior knowledge on cleartext, "
     "ALPN h2 over TLS), 1 or 2 = only that version. uvicorn's h11, httptools and zttp are accepted "
-    "and act as auto: the HTTP implementation is turboasgi's own.",
+    "and act as auto, with a warning: the HTTP implementation is turboasgi's own.",
 )
 @click.option(
     "--http2",
@@ -275,13 +318,14 @@ def _metavar(choices: list[str]) -> str:
     "--log-config",
     type=click.Path(exists=True),
     default=None,
-    help="Logging configuration file: .json or .yaml (dictConfig), anything else (fileConfig, .ini).",
+    help="Logging configuration file: .json or .yaml (dictConfig), anything else (fileConfig, .ini). "
+    "One written for uvicorn's loggers works unchanged.",
 )
 @click.option(
     "--log-level",
     type=click.Choice(list(LOG_LEVELS)),
     default=None,
-    help="Log level of the turboasgi loggers. [default: info]",
+    help="Log level of the turboasgi loggers; trace adds a line per connection made/lost. [default: info]",
 )
 @click.option(
     "--access-log/--no-access-log", default=True, help="Write one access log line per response (stdout)."
@@ -308,7 +352,7 @@ def _metavar(choices: list[str]) -> str:
     type=str,
     default=None,
     help="Comma-separated addresses or networks trusted to send proxy headers; '*' trusts all. "
-    "Default: $FORWARDED_ALLOW_IPS, or 127.0.0.1.",
+    "Default: $FORWARDED_ALLOW_IPS, or 127.0.0.1,::1.",
 )
 @click.option(
     "--root-path",
@@ -348,7 +392,8 @@ def _metavar(choices: list[str]) -> str:
     "--timeout-graceful-shutdown",
     type=int,
     default=None,
-    help="Seconds to wait for in-flight requests at shutdown (default: wait for all).",
+    help="Seconds the shutdown waits for in-flight requests and their tasks; then they are cancelled "
+    "(500 if nothing was sent yet). Default: wait for all.",
 )
 @click.option(
     "--timeout-worker-healthcheck",

@@ -20,12 +20,22 @@ import ssl
 import stat
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from configparser import RawConfigParser
+from configparser import ConfigParser, RawConfigParser
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
 from turboasgi.importer import ImportFromStringError, import_from_string
-from turboasgi.logging import LOGGING_CONFIG, TRACE_LOG_LEVEL, style
+from turboasgi.logging import (
+    LOGGING_CONFIG,
+    TRACE_LOG_LEVEL,
+    configured_logger_names,
+    forward_to_uvicorn,
+    style,
+    translate_formatter_classes,
+    translate_ini_formatter_classes,
+    uses_uvicorn_loggers,
+)
+from turboasgi.systemd import SystemdSocketError, take_listen_fd
 
 if TYPE_CHECKING:
     from turboasgi._core import CoreConfig
@@ -80,7 +90,8 @@ DEFAULT_WS_MAX_QUEUE = 32
 DEFAULT_WS_PING_INTERVAL = 20.0
 DEFAULT_WS_PING_TIMEOUT = 20.0
 DEFAULT_MAX_HEADER_BYTES = 65536
-DEFAULT_FORWARDED_ALLOW_IPS = ["127.0.0.1"]
+# both loopback addresses, as uvicorn (0.30 and later) and gunicorn trust by default
+DEFAULT_FORWARDED_ALLOW_IPS = ["127.0.0.1", "::1"]
 # HTTP/2 defaults; docs/usage.md ("HTTP/2") says why each.
 DEFAULT_H2_MAX_CONCURRENT_STREAMS = 100
 DEFAULT_H2_MAX_HEADER_LIST_SIZE = 65536
@@ -151,6 +162,17 @@ def _parse_header(header: Any) -> tuple[str, str]:
     return str(name), str(value)
 
 
+def _bind_error(exc: OSError, address: tuple[str, int] | str) -> str:
+    """The message asyncio's ``create_server`` gives (and so uvicorn, single process): it names the
+    address, e.g. ``[Errno 98] error while attempting to bind on address ('127.0.0.1', 8000): address
+    already in use``."""
+    if exc.errno is None or not exc.strerror:
+        return f"error while attempting to bind on address {address!r}: {exc}"
+    return (
+        f"[Errno {exc.errno}] error while attempting to bind on address {address!r}: {exc.strerror.lower()}"
+    )
+
+
 class Config:
     def __init__(
         self,
@@ -208,6 +230,12 @@ class Config:
         h11_max_incomplete_event_size: int | None = None,
         reset_contextvars: bool = False,
         threads: int | None = None,
+        metrics_port: int | None = None,
+        metrics_host: str | None = None,
+        timeout_request_head: float | None = None,
+        limit_request_line: int | None = None,
+        limit_request_fields: int | None = None,
+        limit_request_field_size: int | None = None,
         h2_max_concurrent_streams: int = DEFAULT_H2_MAX_CONCURRENT_STREAMS,
         h2_max_header_list_size: int = DEFAULT_H2_MAX_HEADER_LIST_SIZE,
         h2_initial_stream_window_size: int = DEFAULT_H2_INITIAL_STREAM_WINDOW_SIZE,
@@ -269,6 +297,21 @@ class Config:
         self.h11_max_incomplete_event_size = h11_max_incomplete_event_size
         self.reset_contextvars = reset_contextvars
         self.threads = threads
+        self.metrics_port = metrics_port
+        self.metrics_host = metrics_host if metrics_host is not None else host
+        self.timeout_request_head = timeout_request_head
+        self.limit_request_line = limit_request_line
+        self.limit_request_fields = limit_request_fields
+        self.limit_request_field_size = limit_request_field_size
+
+        try:
+            systemd_fd = take_listen_fd()
+        except SystemdSocketError as exc:
+            raise ConfigError(str(exc)) from None
+        # socket activation: systemd's socket replaces --host/--port (an explicit --uds/--fd wins)
+        self.systemd_socket = systemd_fd is not None and uds is None and fd is None
+        if self.systemd_socket:
+            self.fd = systemd_fd
         self.h2_max_concurrent_streams = h2_max_concurrent_streams
         self.h2_max_header_list_size = h2_max_header_list_size
         self.h2_initial_stream_window_size = h2_initial_stream_window_size
@@ -285,6 +328,8 @@ class Config:
         self.ssl: ssl.SSLContext | None = None
 
         self.configure_logging()
+        if self.systemd_socket:
+            logger.info("Serving the socket passed by systemd (LISTEN_FDS), file descriptor %d", self.fd)
 
         self.reload_dirs: list[Path] = []
         self.reload_dirs_excludes: list[Path] = []
@@ -323,8 +368,27 @@ class Config:
             self.forwarded_allow_ips = _split_ips(forwarded_allow_ips)
 
         self._validate()
+        self._log_compatibility_notices()
 
     # ----------------------------------------------------------------------------------- validation
+
+    def _log_compatibility_notices(self) -> None:
+        """Options kept only so that uvicorn command lines keep working say so, once, at startup."""
+        if self.http not in ("auto", "1", "2"):  # "1"/"2" choose the HTTP versions: not ignored
+            name = (
+                self.http if isinstance(self.http, str) else getattr(self.http, "__name__", repr(self.http))
+            )
+            logger.warning(
+                "--http %s is accepted for compatibility and ignored: turboasgi parses HTTP with its own "
+                "implementation (Rust, hyper).",
+                name,
+            )
+        if self.ws in ("websockets", "websockets-sansio", "wsproto"):
+            logger.info(
+                "--ws %s is accepted for compatibility: WebSockets are served by turboasgi's own "
+                "implementation (Rust, tokio-tungstenite).",
+                self.ws,
+            )
 
     def _validate(self) -> None:
         if self.lifespan not in LIFESPAN:
@@ -347,6 +411,25 @@ class Config:
             raise ConfigError(
                 f"--limit-max-requests-jitter must not be negative, got {self.limit_max_requests_jitter}"
             )
+        if self.timeout_request_head is not None and not self.timeout_request_head > 0:
+            raise ConfigError(
+                f"--timeout-request-head must be a positive number, got {self.timeout_request_head}"
+            )
+        for option, limit in (
+            ("--limit-request-line", self.limit_request_line),
+            ("--limit-request-fields", self.limit_request_fields),
+            ("--limit-request-field-size", self.limit_request_field_size),
+        ):
+            if limit is not None and limit < 1:
+                raise ConfigError(f"{option} must be at least 1, got {limit}")
+        if self.metrics_port is not None:
+            if not 0 <= self.metrics_port <= 65535:
+                raise ConfigError(f"--metrics-port must be a TCP port (0-65535), got {self.metrics_port}")
+            if self.workers > 1 and not self.reload:
+                raise ConfigError(
+                    "--metrics-port reports the counters of one process and cannot be combined with "
+                    "--workers; use --threads for several event loops in one process."
+                )
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be at least 1, got {self.threads}")
         if self.is_ssl:
@@ -430,9 +513,14 @@ class Config:
 
     def configure_logging(self) -> None:
         """Apply ``log_config`` (dict, .json, .yaml/.yml or an ini file for ``fileConfig``), then
-        ``log_level`` and the ``access_log`` switch, like uvicorn does."""
+        ``log_level`` and the ``access_log`` switch, like uvicorn does.
+
+        A configuration written for uvicorn (it sets up ``uvicorn``, ``uvicorn.error`` or
+        ``uvicorn.access`` and no turboasgi logger) works unchanged: the turboasgi loggers forward to
+        their uvicorn counterparts, and ``uvicorn.logging.*`` formatter classes mean ours."""
         logging.addLevelName(TRACE_LOG_LEVEL, "TRACE")
 
+        configured: set[str] = set()
         if self.log_config is not None:
             if isinstance(self.log_config, os.PathLike):
                 self.log_config = os.fspath(self.log_config)
@@ -444,10 +532,10 @@ class Config:
                         formatter = self.log_config.get("formatters", {}).get(name)
                         if isinstance(formatter, dict):
                             formatter["use_colors"] = self.use_colors
-                logging.config.dictConfig(self.log_config)
+                configured = self._apply_dict_config(self.log_config)
             elif isinstance(self.log_config, str) and self.log_config.endswith(".json"):
                 with open(self.log_config) as file:
-                    logging.config.dictConfig(json.load(file))
+                    configured = self._apply_dict_config(json.load(file))
             elif isinstance(self.log_config, str) and self.log_config.endswith((".yaml", ".yml")):
                 try:
                     import yaml
@@ -457,10 +545,11 @@ class Config:
                         "with YAML files."
                     ) from exc
                 with open(self.log_config) as file:
-                    logging.config.dictConfig(yaml.safe_load(file))
+                    configured = self._apply_dict_config(yaml.safe_load(file))
             else:
-                logging.config.fileConfig(self.log_config, disable_existing_loggers=False)
+                configured = self._apply_file_config(self.log_config)
 
+        forwarded = uses_uvicorn_loggers(configured)
         if self.log_level is not None:
             if isinstance(self.log_level, str):
                 try:
@@ -471,12 +560,38 @@ class Config:
                     ) from None
             else:
                 level = self.log_level
-            for name in ("turboasgi.error", "turboasgi.access", "turboasgi.asgi"):
-                logging.getLogger(name).setLevel(level)
+            roots = ("turboasgi", "uvicorn") if forwarded else ("turboasgi",)
+            for root in roots:
+                for name in ("error", "access", "asgi"):
+                    logging.getLogger(f"{root}.{name}").setLevel(level)
+        if forwarded:
+            forward_to_uvicorn()
         if self.access_log is False:
             access = logging.getLogger("turboasgi.access")
             access.handlers = []
             access.propagate = False
+
+    @staticmethod
+    def _apply_dict_config(config: dict[str, Any]) -> set[str]:
+        logging.config.dictConfig(translate_formatter_classes(config))
+        return configured_logger_names(config)
+
+    @staticmethod
+    def _apply_file_config(source: str | RawConfigParser | IO[Any]) -> set[str]:
+        # Read the way fileConfig reads (interpolation included), so that the parser handed to it
+        # behaves the same, with uvicorn's formatter classes swapped for ours.
+        if isinstance(source, RawConfigParser):
+            parser = source
+        else:
+            parser = ConfigParser()
+            if isinstance(source, str):
+                if not parser.read(source, encoding="utf-8"):
+                    raise ConfigError(f"--log-config {source!r}: the file cannot be read")
+            else:
+                parser.read_file(source)
+        translate_ini_formatter_classes(parser)
+        logging.config.fileConfig(parser, disable_existing_loggers=False)
+        return configured_logger_names(parser)
 
     # ----------------------------------------------------------------------------------- app loading
 
@@ -527,6 +642,11 @@ class Config:
 
         if self.interface == "asgi2":
             app = ASGI2Middleware(app)
+
+        if logger.isEnabledFor(TRACE_LOG_LEVEL):
+            from turboasgi.message_logger import MessageLogger
+
+            app = MessageLogger(app)
 
         self.loaded_app = app
         self.loaded = True
@@ -586,13 +706,32 @@ class Config:
                 sock.listen(self.backlog)
             except OSError as exc:
                 sock.close()
-                logger.error(exc)
+                logger.error(_bind_error(exc, (self.host, self.port)))
                 sys.exit(STARTUP_FAILURE)
             message = "Turboasgi running on " + address + suffix
             color_message = "Turboasgi running on " + style(address, bold=True) + suffix
             args = ["https" if self.is_ssl else "http", self.host, sock.getsockname()[1]]
         logger.info(message, *args, extra={"color_message": color_message})
         sock.set_inheritable(True)
+        return sock
+
+    def bind_metrics_socket(self) -> socket.socket:
+        """The listening socket of the Prometheus endpoint (``metrics_port``), with a log line naming
+        its address. Bind errors are logged and exit with status 3, like the main socket's."""
+        assert self.metrics_port is not None
+        host = self.metrics_host or "127.0.0.1"
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family=family, type=socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, self.metrics_port))
+            sock.listen(64)
+        except OSError as exc:
+            sock.close()
+            logger.error("Cannot serve metrics on %s port %d: %s", host, self.metrics_port, exc)
+            sys.exit(STARTUP_FAILURE)
+        address = "http://[%s]:%d/metrics" if family == socket.AF_INET6 else "http://%s:%d/metrics"
+        logger.info("Prometheus metrics on " + address, host, sock.getsockname()[1])
         return sock
 
     def bind_sibling(self, sock: socket.socket) -> socket.socket | None:
@@ -628,7 +767,7 @@ class Config:
             sock.listen(self.backlog)
         except OSError as exc:
             sock.close()
-            logger.error(exc)
+            logger.error(_bind_error(exc, path))
             sys.exit(STARTUP_FAILURE)
         return sock
 
@@ -672,6 +811,13 @@ class Config:
             ws_ping_interval=self.ws_ping_interval,
             ws_ping_timeout=self.ws_ping_timeout,
             ws_per_message_deflate=self.ws_per_message_deflate,
+            metrics=self.metrics_port is not None,
+            timeout_request_head=self.timeout_request_head,
+            limit_request_line=self.limit_request_line,
+            limit_request_fields=self.limit_request_fields,
+            limit_request_field_size=self.limit_request_field_size,
+            # decided once: with trace off, connections cost no log work at all
+            trace_connections=logger.isEnabledFor(TRACE_LOG_LEVEL),
             http_protocols=self.http_protocols,
             h2_max_concurrent_streams=self.h2_max_concurrent_streams,
             h2_max_header_list_size=self.h2_max_header_list_size,

@@ -21,6 +21,7 @@ where
 {
     let conn = svc.conn.clone();
     let server = svc.server.clone();
+    let _trace = super::conn::ConnectionTrace::start(&svc, "HTTP");
     let settings = &server.settings;
     let limits = &settings.h2;
     let mut builder = http2::Builder::new(TokioExecutor::new());

@@ -3,6 +3,7 @@
 //! request to its loop's inbox. The per-protocol connection code only drives hyper around it.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -26,10 +27,27 @@ pub struct Service {
 
 impl Service {
     pub async fn call(&self, req: Request<Incoming>) -> Response<ResponseBody> {
+        if !self.server.settings.metrics {
+            return self.respond(req).await;
+        }
+        let started = Instant::now();
+        let response = self.respond(req).await;
+        self.server
+            .metrics
+            .observe(response.status().as_u16(), started.elapsed());
+        response
+    }
+
+    async fn respond(&self, req: Request<Incoming>) -> Response<ResponseBody> {
         let settings = &self.server.settings;
         if super::validate::reject_reason(&req).is_some() {
             self.inbox.log_warning("Invalid HTTP request received.");
             return responses::bad_request(settings);
+        }
+        if let Some(status) = super::limits::exceeded(&req, settings) {
+            self.inbox
+                .log_warning("Request head over a configured limit.");
+            return responses::over_limit(settings, status);
         }
         if settings.ws_enabled && super::websocket::is_upgrade(&req) {
             return super::websocket::handle_upgrade(req, self).await;
@@ -41,12 +59,17 @@ impl Service {
         self.conn.request_started();
         let (parts, body) = req.into_parts();
         let has_body = !hyper::body::Body::is_end_stream(&body);
+        let expects_continue = parts
+            .headers
+            .get(http::header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
         let shared = RequestShared::new(
             body,
             self.inbox.clone(),
             self.server.clone(),
             self.conn.clone(),
             has_body,
+            expects_continue,
         );
         let guard = RequestGuard::new(shared.clone());
         let (respond, response) = oneshot::channel();

@@ -11,6 +11,10 @@ pub fn reject_reason<B>(req: &Request<B>) -> Option<&'static str> {
         // ASGI requires an uppercase method; httptools rejects these too
         return Some("method is not uppercase");
     }
+    if uri.path_and_query().is_some_and(|p| !p.as_str().is_ascii()) {
+        // RFC 9112 3.2: the target is ASCII (anything else percent-encoded); httptools rejects it
+        return Some("request target is not ASCII");
+    }
     if uri == "*" && method != Method::OPTIONS {
         return Some("asterisk-form is only allowed with OPTIONS");
     }
@@ -94,6 +98,12 @@ mod tests {
         assert!(h2("http://a.example/", &["a.example"]).is_none());
         assert!(h2("http://a.example/", &["b.example"]).is_some());
         assert!(h2("http://a.example/", &["a.example", "a.example"]).is_some());
+    }
+
+    #[test]
+    fn non_ascii_target() {
+        assert!(reject_reason(&req("GET", "/caf%C3%A9", Version::HTTP_11, &["a"])).is_none());
+        assert!(reject_reason(&req("GET", "/café", Version::HTTP_11, &["a"])).is_some());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod body;
 pub mod connection;
+pub mod metrics;
 pub mod responses;
 pub mod ws_message;
 
@@ -15,6 +16,7 @@ use tokio::runtime::Runtime;
 use tokio::sync::{watch, Notify};
 
 use crate::config::Settings;
+use metrics::Metrics;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum ShutdownStage {
@@ -35,6 +37,8 @@ pub struct Shared {
     connections_changed: Notify,
     shutdown: watch::Sender<ShutdownStage>,
     error_logger: Py<PyAny>,
+    /// Counted only when `settings.metrics` is on.
+    pub metrics: Metrics,
 }
 
 pub struct ConnectionCount(Arc<Shared>);
@@ -58,6 +62,7 @@ impl Shared {
             connections_changed: Notify::new(),
             shutdown,
             error_logger,
+            metrics: Metrics::default(),
         }
     }
 
@@ -68,6 +73,9 @@ impl Shared {
         if let Some(limit) = self.settings.limit_concurrency {
             if now > limit {
                 self.in_flight.fetch_sub(1, Ordering::AcqRel);
+                if self.settings.metrics {
+                    self.metrics.rejected_over_limit();
+                }
                 return false;
             }
         }
@@ -81,6 +89,10 @@ impl Shared {
     pub fn connection_opened(self: &Arc<Self>) -> ConnectionCount {
         self.connections.fetch_add(1, Ordering::AcqRel);
         ConnectionCount(self.clone())
+    }
+
+    pub fn requests_in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
     }
 
     pub fn connection_count(&self) -> usize {
