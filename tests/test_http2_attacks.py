@@ -317,3 +317,23 @@ def test_bad_preface_is_closed(http: str) -> None:
         assert closed
         if http == "auto":
             normal_client_answered(srv)
+
+
+def test_stalled_preface_is_closed_after_the_request_head_timeout() -> None:
+    # half a preface, then nothing: neither protocol can start; the connection must not be held for
+    # longer than an HTTP/1.1 head may take
+    with running(PROBE, "--timeout-request-head", "1") as srv:
+        sock = socket.create_connection(srv.address, timeout=5.0)
+        try:
+            sock.sendall(PREFACE[:16])
+            started = time.monotonic()
+            ready, _, _ = select.select([sock], [], [], 5)
+            try:
+                closed = bool(ready) and not sock.recv(65536)
+            except ConnectionResetError:
+                closed = True
+        finally:
+            sock.close()
+        assert closed
+        assert 0.8 < time.monotonic() - started < 3
+        normal_client_answered(srv)

@@ -4,7 +4,6 @@
 //! connection, whatever its transport.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
@@ -17,9 +16,6 @@ use crate::state::ShutdownStage;
 
 pub const ALPN_H2: &[u8] = b"h2";
 pub const ALPN_HTTP11: &[u8] = b"http/1.1";
-
-/// A connection that sends nothing decidable for this long is closed, like a slow HTTP/1.1 head.
-const SNIFF_TIMEOUT: Duration = conn::HEADER_READ_TIMEOUT;
 
 /// The ALPN protocols a TLS listener offers, in the server's order of preference.
 #[allow(dead_code)] // for the TLS acceptor (branch `tls`), which passes the outcome to serve_connection
@@ -52,8 +48,14 @@ pub async fn serve_connection<IO>(
         // Anything else than the preface fails hyper's preface check and gets a GOAWAY.
         HttpProtocols::Http2Only => http2::serve(io, svc, shutdown).await,
         HttpProtocols::Auto => {
+            // A connection that sends nothing decidable in time is closed, like a slow HTTP/1.1 head.
+            let limit = svc
+                .server
+                .settings
+                .timeout_request_head
+                .unwrap_or(conn::HEADER_READ_TIMEOUT);
             let sniffed = tokio::select! {
-                sniffed = tokio::time::timeout(SNIFF_TIMEOUT, preface::sniff(&mut io)) => sniffed,
+                sniffed = tokio::time::timeout(limit, preface::sniff(&mut io)) => sniffed,
                 _ = closing_grace_over(&mut shutdown) => return,
             };
             let Ok(Ok((kind, read))) = sniffed else {
