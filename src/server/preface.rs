@@ -12,6 +12,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 /// RFC 9113 3.4: every HTTP/2 connection with prior knowledge starts with these bytes.
 pub const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
+/// The sniff reads as much as hyper's own first read would (its initial buffer is 8 KiB), so an
+/// HTTP/1.1 request reaches hyper in the same pieces as without the sniff, usually whole.
+const FIRST_READ: usize = 8192;
+
 /// What the first bytes of a connection say.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Sniffed {
@@ -21,20 +25,20 @@ pub enum Sniffed {
     Http1,
 }
 
-/// Reads at most 24 bytes; stops at the first byte that differs from the preface, so an HTTP/1.1
-/// request (`G`, `PO`, `PU`…) is decided after its first read.
+/// Reads until 24 bytes are in or one differs from the preface, so an HTTP/1.1 request (`G`, `PO`,
+/// `PU`…) is decided after its first read.
 pub async fn sniff<IO>(io: &mut IO) -> io::Result<(Sniffed, Bytes)>
 where
     IO: AsyncRead + Unpin,
 {
-    let mut read = BytesMut::with_capacity(H2_PREFACE.len());
+    let mut read = BytesMut::with_capacity(FIRST_READ);
     while read.len() < H2_PREFACE.len() {
         let before = read.len();
         if io.read_buf(&mut read).await? == 0 {
             return Ok((Sniffed::Http1, read.freeze()));
         }
-        // The buffer may hold more than the preface (its capacity can be larger): those bytes are
-        // the first frames and go back in front of the connection with the preface.
+        // Bytes past the preface are the first frames (or the rest of an HTTP/1.1 request): they go
+        // back in front of the connection too.
         let end = read.len().min(H2_PREFACE.len());
         if read[before.min(end)..end] != H2_PREFACE[before.min(end)..end] {
             return Ok((Sniffed::Http1, read.freeze()));
@@ -65,6 +69,9 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Rewound<IO> {
             let n = self.prefix.len().min(buf.remaining());
             buf.put_slice(&self.prefix[..n]);
             self.prefix.advance(n);
+            if !self.prefix.has_remaining() {
+                self.prefix = Bytes::new(); // release the sniff buffer for the connection's lifetime
+            }
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut self.io).poll_read(cx, buf)
@@ -119,15 +126,16 @@ mod tests {
         input.extend_from_slice(b"\x00\x00\x00\x04");
         let (kind, read) = sniff_bytes(&input);
         assert_eq!(kind, Sniffed::Http2);
-        assert_eq!(&read[..], &H2_PREFACE[..]);
+        // the frame bytes read with the preface go back too
+        assert_eq!(&read[..], &input[..]);
     }
 
     #[test]
     fn http1_is_decided_at_the_first_difference() {
         let (kind, read) = sniff_bytes(b"POST / HTTP/1.1\r\nHost: a\r\n\r\n");
         assert_eq!(kind, Sniffed::Http1);
-        // the whole first read comes back, nothing is lost
-        assert!(b"POST / HTTP/1.1\r\nHost: a\r\n\r\n".starts_with(&read));
+        // the whole request comes back in one piece, as hyper would have read it
+        assert_eq!(&read[..], b"POST / HTTP/1.1\r\nHost: a\r\n\r\n");
         assert_eq!(sniff_bytes(b"").0, Sniffed::Http1);
         assert_eq!(sniff_bytes(b"PRI * HTTP/2.0\r\n").0, Sniffed::Http1);
     }
