@@ -291,6 +291,17 @@ def test_bare_lf_in_head_is_400(server: ServerProcess, data: bytes) -> None:
         assert raw.closed_by_peer()
 
 
+def test_bare_lf_ending_a_head_that_came_in_two_reads_is_400_at_once(server: ServerProcess) -> None:
+    # hyper keeps waiting for the end of a partial head; the rejected one must be answered now, not
+    # when the 30 s head timeout closes the connection.
+    with RawClient(server.address, timeout=5.0) as raw:
+        raw.send(b"GET /echo HTTP/1.1\r\nHost: a\r\nX-Injected")
+        assert raw.nothing_received(0.2)  # the first part is read on its own
+        raw.send(b": 1\r\n\n")
+        assert raw.read_response().status == 400
+        assert raw.closed_by_peer()
+
+
 def test_bare_lf_inside_a_body_is_data(server: ServerProcess) -> None:
     body = b"line one\nline two\n"
     response = httpx.post(server.url + "/echo", content=body, timeout=5.0)

@@ -14,6 +14,9 @@ use std::task::{Context, Poll};
 use super::write_through::write_through;
 use tokio::io::{AsyncRead, ReadBuf};
 
+/// What ends a head: fed to hyper after a rejected head so that it answers without more bytes.
+const HEAD_END: &[u8] = b"\r\n\r\n";
+
 /// Bytes kept of each head line: enough for `content-length:` and any length value.
 const LINE_PREFIX: usize = 48;
 
@@ -38,6 +41,9 @@ enum State {
     Body(u64),
     /// No more checks on this connection.
     Off,
+    /// A bare LF was turned into a NUL. hyper may still be waiting for the rest of that head: the
+    /// next read ends it (`\r\n\r\n`), so hyper rejects it at once instead of waiting.
+    Rejected,
 }
 
 struct Scanner {
@@ -74,7 +80,7 @@ impl Scanner {
         let mut at = 0;
         while at < data.len() {
             match self.state {
-                State::Off => return,
+                State::Off | State::Rejected => return,
                 State::Body(rest) => {
                     let take = rest.min((data.len() - at) as u64);
                     at += take as usize;
@@ -96,7 +102,7 @@ impl Scanner {
                     };
                     if !cr_before {
                         data[newline] = 0;
-                        self.state = State::Off;
+                        self.state = State::Rejected;
                         return;
                     }
                     if self.line_len == 0 && !self.line_long && !self.last_cr {
@@ -243,9 +249,14 @@ impl<IO: AsyncRead + Unpin> AsyncRead for HeadScan<IO> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if this.scanner.state == State::Rejected && buf.remaining() >= HEAD_END.len() {
+            this.scanner.state = State::Off;
+            buf.put_slice(HEAD_END);
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let result = Pin::new(&mut this.io).poll_read(cx, buf);
-        if this.scanner.state != State::Off {
+        if this.scanner.state != State::Off && this.scanner.state != State::Rejected {
             if let Poll::Ready(Ok(())) = result {
                 this.scanner.scan(&mut buf.filled_mut()[before..]);
             }
