@@ -285,11 +285,16 @@ class ForwardHandler(logging.Handler):
         self.target = target
 
     def emit(self, record: logging.LogRecord) -> None:
+        # What Logger.handle does, by hand: CPython 3.13's recursion guard makes every logger refuse
+        # records while the thread is inside a handler, and this call always is.
         target = logging.getLogger(self.target)
-        if target.isEnabledFor(record.levelno):
-            forwarded = copy(record)
-            forwarded.name = self.target
-            target.handle(forwarded)
+        if target.disabled or record.levelno < target.getEffectiveLevel():
+            return
+        forwarded = copy(record)
+        forwarded.name = self.target
+        filtered = target.filter(forwarded)
+        if filtered:
+            target.callHandlers(filtered if isinstance(filtered, logging.LogRecord) else forwarded)
 
 
 def forward_to_uvicorn() -> None:
