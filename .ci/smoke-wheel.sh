@@ -27,6 +27,7 @@ trap 'rm -rf "$work"' EXIT
 "$work/venv/bin/python" -m pip install -q -U pip
 "$work/venv/bin/python" -m pip install -q "$@" "$wheel[conformance]" fastapi
 cp "$root/examples/fastapi_app.py" "$root/examples/fastapi_ws.py" "$root/.ci/smoke_wheel.py" "$work/"
+cp -r "$root/examples/static" "$work/"  # the FastAPI example mounts it
 cd "$work"
 ./venv/bin/python smoke_wheel.py
 ./venv/bin/python -m asgi_tests --quick -q -p no:cacheprovider
