@@ -46,8 +46,13 @@ DOCS_FILE = REPO / "docs" / "benchmarks.md"
 CEILING_DIR = BENCH_DIR / "ceiling"
 CEILING_BIN = CEILING_DIR / "target" / "release" / "ceiling"
 HOST = "127.0.0.1"
-SERVER_ORDER = ("ceiling", "turboasgi", "uvicorn", "granian")
-PEERS = ("turboasgi", "uvicorn", "granian")
+SERVER_ORDER = ("ceiling", "turboasgi", "turboasgi-base", "uvicorn", "granian")
+PEERS = ("turboasgi", "turboasgi-base", "uvicorn", "granian")
+# Servers that are a turboasgi build: the installed one, or one from a directory (--turboasgi-path,
+# --baseline) put first on PYTHONPATH.
+TURBOASGI_BUILDS = ("turboasgi", "turboasgi-base")
+# What benchmarks/build_turboasgi.py writes next to the package it installs into a directory.
+BUILD_INFO = "turboasgi-build.json"
 DOCS_BEGIN = "<!-- benchmarks:begin (written by benchmarks/run.py; edit outside these markers) -->"
 DOCS_END = "<!-- benchmarks:end -->"
 
@@ -203,6 +208,10 @@ class Server:
     available: bool = True
     reason: str = ""  # why it is not available
     warning: str = ""  # available, but the numbers may not be representative
+    # A directory holding a built `turboasgi` package, put first on PYTHONPATH so that it wins over
+    # the installed one ("" = the installed one).
+    pythonpath: str = ""
+    build: str = ""  # which build of turboasgi this is (commit, where it was imported from)
     tls: tuple[str, str] | None = None  # (certificate, key) files: serve HTTPS (run.py --tls)
 
     def argv(self, workload: Workload, port: int, *, idle_conns: int = 0) -> list[str]:
@@ -210,7 +219,7 @@ class Server:
         py = sys.executable
         if self.name == "ceiling":
             return [str(CEILING_BIN), "--host", HOST, "--port", str(port)]
-        if self.name == "turboasgi":
+        if self.name in TURBOASGI_BUILDS:
             cmd = [py, "-m", "turboasgi", workload.app, "--host", HOST, "--port", str(port)]
             cmd += ["--no-access-log", "--log-level", "warning"]
             if idle_conns:
@@ -294,44 +303,135 @@ def ceiling_version() -> str:
     return f"hyper {hyper}, {rustc}"
 
 
-def turboasgi_build_warning() -> str:
+def python_env(pythonpath: str = "") -> dict[str, str]:
+    """The environment of a server or probe: ``pythonpath`` (if any), then the apps, then the caller's."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [pythonpath, str(APPS_DIR), env.get("PYTHONPATH", "")]))
+    return env
+
+
+def turboasgi_files(pythonpath: str) -> tuple[Path, Path] | str:
+    """Where ``turboasgi`` and its ``_core`` import from in a server's environment, or why they do not."""
+    code = "import turboasgi, turboasgi._core as c; print(turboasgi.__file__); print(c.__file__)"
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=APPS_DIR,
+            env=python_env(pythonpath),
+        )
+    except subprocess.TimeoutExpired:
+        return "importing turboasgi timed out"
+    lines = proc.stdout.split()
+    if proc.returncode != 0 or len(lines) != 2:
+        err = proc.stderr.strip().splitlines()
+        return err[-1] if err else f"importing turboasgi exited with {proc.returncode}"
+    return Path(lines[0]), Path(lines[1])
+
+
+def turboasgi_build_warning(core: Path) -> str:
     """Flag a debug (unoptimised) build of turboasgi._core: it is several times slower.
 
     The project's release profile sets no ``debug``, so debug info in the extension module means it came
     from the dev profile (e.g. ``maturin develop`` without ``--release``).
     """
-    code = "import turboasgi._core as c; print(c.__file__)"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    path = Path(proc.stdout.strip())
     try:
-        data = path.read_bytes()
+        size = core.stat().st_size
     except OSError:
         return ""
     # A debug section, not the string: release builds of std mention ".debug_info" in their symbolizer.
-    sections = subprocess.run(["readelf", "-S", "-W", str(path)], capture_output=True, text=True, check=False)
-    has_debug = " .debug_info " in sections.stdout if sections.returncode == 0 else len(data) > 16 * 2**20
+    sections = subprocess.run(["readelf", "-S", "-W", str(core)], capture_output=True, text=True, check=False)
+    has_debug = " .debug_info " in sections.stdout if sections.returncode == 0 else size > 16 * 2**20
     if has_debug:
         return (
-            f"{path.name} ({len(data) / 2**20:.0f} MiB) carries debug info: probably an unoptimised "
+            f"{core.name} ({size / 2**20:.0f} MiB) carries debug info: probably an unoptimised "
             "dev-profile build (`maturin develop` without `--release`); its numbers are not representative"
         )
     return ""
 
 
-def discover_servers(names: Sequence[str]) -> dict[str, Server]:
+def stale_build_warning(core: Path) -> str:
+    """Flag an in-tree build older than the Rust sources it is built from: it does not measure them."""
+    try:
+        built = core.stat().st_mtime
+        tracked = subprocess.run(
+            ["git", "ls-files", "-z", "src", "Cargo.toml", "Cargo.lock"],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+    newer = [
+        f for f in tracked.split("\0") if f and (REPO / f).exists() and (REPO / f).stat().st_mtime > built
+    ]
+    if newer:
+        return (
+            f"{core.name} is older than {', '.join(sorted(newer)[:3])}{'…' if len(newer) > 3 else ''}: "
+            "it was built before the last change to the Rust sources (rebuild it)"
+        )
+    return ""
+
+
+def read_build_info(directory: Path) -> dict[str, str]:
+    """What build_turboasgi.py recorded about the build installed in ``directory`` ({} if nothing)."""
+    with contextlib.suppress(OSError, ValueError):
+        info = json.loads((directory / BUILD_INFO).read_text())
+        if isinstance(info, dict):
+            return {str(k): str(v) for k, v in info.items()}
+    return {}
+
+
+def describe_turboasgi(server: Server) -> str | None:
+    """Fill in which turboasgi build ``server`` runs (and warnings about it); an error if it is unusable."""
+    files = turboasgi_files(server.pythonpath)
+    if isinstance(files, str):
+        return files
+    package, core = files
+    if server.pythonpath:
+        root = Path(server.pythonpath).resolve()
+        if not core.resolve().is_relative_to(root):
+            return f"turboasgi._core imports from {core}, not from {root}: {root} holds no built turboasgi"
+        info = read_build_info(root)
+        if info:
+            server.version = info.get("version", server.version)
+            server.build = (
+                f"{info.get('commit', '?')} ({info.get('subject', '')[:72]}), "
+                f"{info.get('profile', '?')} build of {info.get('built', '?')} in {root}"
+            )
+        else:
+            server.build = f"{root} (no {BUILD_INFO}: commit unknown)"
+    elif package.resolve().is_relative_to(REPO):
+        server.build = f"this repository's tree ({core.resolve().relative_to(REPO)})"
+    else:
+        server.build = f"installed at {package.parent}"
+    warnings = [turboasgi_build_warning(core)]
+    if not server.pythonpath and package.resolve().is_relative_to(REPO):
+        warnings.append(stale_build_warning(core))
+    server.warning = "; ".join(filter(None, warnings))
+    if server.warning:
+        log(f"{server.name}: WARNING: {server.warning}")
+    return None
+
+
+def discover_servers(names: Sequence[str], builds: dict[str, str] | None = None) -> dict[str, Server]:
+    """The servers to run; ``builds`` maps a turboasgi server name to the directory its build is in."""
     servers: dict[str, Server] = {}
     for name in names:
         server = Server(name)
         if name == "ceiling":
             err = build_ceiling()
             server.version = ceiling_version()
-        elif name == "turboasgi":
-            err = probe_import(["turboasgi", "turboasgi._core"])
+        elif name in TURBOASGI_BUILDS:
+            server.pythonpath = (builds or {}).get(name, "")
             server.version = dist_version("turboasgi") or "?"
-            if err is None:
-                server.warning = turboasgi_build_warning()
-                if server.warning:
-                    log(f"turboasgi: WARNING: {server.warning}")
+            if name != "turboasgi" and not server.pythonpath:
+                err = "needs a build directory (--baseline)"
+            else:
+                err = describe_turboasgi(server)
         elif name == "uvicorn":
             err = probe_import(["uvicorn", "uvloop", "httptools"])
             server.version = dist_version("uvicorn") or "?"
@@ -361,8 +461,7 @@ def running(
     """Start ``server`` on ``workload``'s app; yields a Running, or an error string if it did not start."""
     port = free_port()
     argv = ["taskset", "-c", str(cfg.server_cpu), *server.argv(workload, port, idle_conns=idle_conns)]
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(APPS_DIR), env.get("PYTHONPATH", "")]))
+    env = python_env(server.pythonpath)
     env["PYTHONUNBUFFERED"] = "1"
     log_path = tmp / f"{server.name}-{workload.name}-{port}.log"
     proc = spawn(argv, log_path=log_path, cwd=APPS_DIR, env=env)
@@ -384,6 +483,8 @@ def display_command(cfg: Config, server: Server, workload: Workload, *, idle_con
     argv = ["taskset", "-c", str(cfg.server_cpu), *server.argv(workload, 8000, idle_conns=idle_conns)]
     argv = ["python" if a == sys.executable else a for a in argv]
     argv = [os.path.relpath(a, REPO) if a.startswith(str(REPO) + os.sep) else a for a in argv]
+    if server.pythonpath:
+        argv = [f"PYTHONPATH={server.pythonpath}:benchmarks/apps", *argv]
     return shlex.join(argv)
 
 
@@ -567,11 +668,22 @@ class MemResult:
     conns: int = 0
     alive: int = 0
     failed: int = 0  # connections that did not open or got no (or the wrong) answer
+    closed_kib: int = 0  # RSS CLOSE_SETTLE_S after the client closed every connection (0: not measured)
     error: str = ""
 
     @property
     def extra_kib(self) -> int:
         return self.loaded_kib - self.idle_kib
+
+    @property
+    def kept_kib(self) -> int:
+        """RSS the server still holds after the flood closed, over its idle RSS before it."""
+        return self.closed_kib - self.idle_kib
+
+
+# How long after the flood of idle connections closes the RSS is read again: time for the server to
+# see every close and for a periodic allocator trim (turboasgi's runs every second) to happen.
+CLOSE_SETTLE_S = 3.0
 
 
 async def _read_response(reader: asyncio.StreamReader) -> int:
@@ -639,7 +751,8 @@ def measure_memory(
     read_status: ReadStatus = _read_response,
     expect: int = 200,
 ) -> MemResult:
-    """RSS of ``server``'s process tree idle, then with ``cfg.memory_conns`` idle connections open.
+    """RSS of ``server``'s process tree idle, with ``cfg.memory_conns`` idle connections open, and
+    ``CLOSE_SETTLE_S`` after they all closed.
 
     Each connection sends ``request(port)`` and reads the answer with ``read_status``, which must be
     ``expect``; the defaults are one keep-alive ``GET /`` on ``workload``'s app.
@@ -683,6 +796,9 @@ def measure_memory(
                 w.transport.abort()
             loop.run_until_complete(asyncio.sleep(0))
             loop.close()
+        if not result.error:
+            time.sleep(CLOSE_SETTLE_S)
+            result.closed_kib = tree_rss_kib(run.proc.pid)
     return result
 
 
@@ -707,6 +823,10 @@ class Config:
     app_cost: bool
     docs: bool
     tag: str
+    # Publish to docs/benchmarks.md even when the tree has uncommitted changes.
+    allow_dirty: bool = False
+    # A turboasgi server name -> the directory holding its build (--turboasgi-path, --baseline).
+    builds: dict[str, str] = field(default_factory=dict)
     tls: bool = False  # every server serves HTTPS with one self-signed ECDSA P-256 certificate
 
 
@@ -721,6 +841,10 @@ class Cell:
 
     def median(self, attr: str) -> float:
         return float(statistics.median(float(getattr(r, attr)) for r in self.runs))
+
+    def with_span(self, attr: str, fmt: Callable[[float], str]) -> str:
+        """The median, then the min–max over rounds when there was more than one."""
+        return median_span([float(getattr(r, attr)) for r in self.runs], fmt)
 
     def problem(self) -> str:
         if self.error:
@@ -737,6 +861,8 @@ class Results:
     wrk_commands: dict[str, str] = field(default_factory=dict)
     server_commands: dict[str, str] = field(default_factory=dict)
     loadavg_start: str = ""
+    revision: str = ""  # the repository's commit line, read before anything was measured or written
+    dirty: list[str] = field(default_factory=list)  # its uncommitted changes then
 
     def cell(self, workload: str, conns: int, server: str) -> Cell:
         return self.cells.setdefault(workload, {}).setdefault(conns, {}).setdefault(server, Cell())
@@ -785,7 +911,8 @@ def loadavg() -> str:
 
 
 def execute(cfg: Config, servers: dict[str, Server], quick: bool) -> Results:
-    results = Results(loadavg_start=loadavg())
+    rev, dirty = tree_state()
+    results = Results(loadavg_start=loadavg(), revision=describe_revision(rev, dirty), dirty=dirty)
     available = [s for s in cfg.servers if servers[s].available]
     if cfg.app_cost:
         results.app_cost = measure_app_cost(cfg, cfg.workloads, quick)
@@ -826,7 +953,7 @@ def execute(cfg: Config, servers: dict[str, Server], quick: bool) -> Results:
                             )
                             status = "ok" if res.valid else f"INVALID: {res.error}"
                             log(
-                                f"{name:<15} c={conns:<4} {sname:<10} {res.rps:>10.0f} req/s  "
+                                f"{name:<15} c={conns:<4} {sname:<14} {res.rps:>10.0f} req/s  "
                                 f"p50 {res.p50_ms:.2f} ms  p99 {res.p99_ms:.2f} ms  "
                                 f"cpu {res.cpu_us:.1f} us/req  srv {res.server_cpu:.0%} "
                                 f"core {res.core_busy:.0%} wrk {res.wrk_cpu:.0%}  {status}"
@@ -841,7 +968,8 @@ def execute(cfg: Config, servers: dict[str, Server], quick: bool) -> Results:
                     else:
                         log(
                             f"memory: {sname}: idle {mem.idle_kib / 1024:.1f} MiB, "
-                            f"+{mem.extra_kib / 1024:.1f} MiB with {mem.conns} connections"
+                            f"+{mem.extra_kib / 1024:.1f} MiB with {mem.conns} connections, "
+                            f"{mem.kept_kib / 1024:+.1f} MiB after they closed"
                         )
     return results
 
@@ -867,17 +995,50 @@ def mem_total_gib() -> float:
     return 0.0
 
 
-def git_revision() -> str:
+# Files the harness itself writes: changing them does not change what is measured.
+HARNESS_OUTPUTS = ("benchmarks/results/", "docs/benchmarks.md")
+
+
+def tree_state() -> tuple[str, list[str]]:
+    """The short commit of the repository and its uncommitted changes (untracked files included,
+    ignored files and the harness's own outputs excluded); ("", []) outside a git checkout."""
     try:
         rev = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO
         ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, cwd=REPO
-        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain=v1", "-z", "--untracked-files=all"],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+        ).stdout
     except OSError:
-        return "?"
-    return f"{rev}{' (uncommitted changes)' if dirty else ''}" if rev else "?"
+        return "", []
+    dirty: list[str] = []
+    entries = iter(status.split("\0"))
+    for entry in entries:
+        if len(entry) < 4:
+            continue
+        if entry[0] in "RC":
+            next(entries, None)  # -z puts a rename's source path in the next entry
+        path = entry[3:]
+        if not path.startswith(HARNESS_OUTPUTS):
+            dirty.append(path)
+    return rev, dirty
+
+
+def describe_revision(rev: str, dirty: Sequence[str]) -> str:
+    """The commit line of a report: names the uncommitted changes instead of passing for ``rev``."""
+    if not rev:
+        return "? (not a git checkout)"
+    if not dirty:
+        return f"{rev} (clean: no uncommitted changes)"
+    shown = ", ".join(f"`{p}`" for p in dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
+    return f"{rev} **with uncommitted changes** ({shown}): not a measurement of {rev}"
+
+
+def git_revision() -> str:
+    return describe_revision(*tree_state())
 
 
 def wrk_version() -> str:
@@ -913,7 +1074,12 @@ def environment(cfg: Config, servers: dict[str, Server], results: Results) -> li
         f"wrk on CPU {cfg.client_cpu} (`taskset -c {cfg.client_cpu}`)",
         f"- Python {platform.python_version()} ({platform.python_implementation()}); {lib_versions}",
         f"- Servers: {server_versions}; wrk {wrk_version()}",
-        f"- Repository commit: {git_revision()}",
+        f"- Repository commit: {results.revision}",
+        *[
+            f"- {s.name} build: {s.build}" + ("" if s.available else " (not available)")
+            for s in servers.values()
+            if s.build
+        ],
         *(
             [
                 "- **HTTPS**: every server serves TLS with one self-signed ECDSA P-256 certificate; wrk's "
@@ -925,20 +1091,34 @@ def environment(cfg: Config, servers: dict[str, Server], results: Results) -> li
         *warnings,
         f"- Load: wrk -t1, {cfg.duration:g} s per run ({cfg.warmup:g} s warm-up after each server start), "
         f"concurrency {', '.join(map(str, cfg.concurrency))}; {cfg.rounds} round(s), servers interleaved "
-        f"(order rotated every round), median reported",
+        f"(order rotated every round), median reported with the min–max over rounds in brackets",
     ]
 
 
+def median_span(values: Sequence[float], fmt: Callable[[float], str]) -> str:
+    """The median of ``values``, then their min–max when there is more than one."""
+    text = fmt(statistics.median(values))
+    if len(values) > 1:
+        text += f" ({fmt(min(values))}–{fmt(max(values))})"
+    return text
+
+
 def ratio(a: Cell | None, b: Cell | None) -> str:
+    """Median over median; in brackets the min–max of the same-round ratios (servers of one round ran
+    back to back, so a round's ratio is the fairest single comparison)."""
     if a is None or b is None or not a.valid or not b.valid:
         return ""
-    return f"{a.median('rps') / b.median('rps'):.2f}×"
+    text = f"{a.median('rps') / b.median('rps'):.2f}×"
+    if len(a.runs) > 1 and len(a.runs) == len(b.runs):
+        per_round = [x.rps / y.rps for x, y in zip(a.runs, b.runs, strict=True)]
+        text += f" ({min(per_round):.2f}–{max(per_round):.2f})"
+    return text
 
 
 def report_tables(cfg: Config, servers: dict[str, Server], results: Results) -> list[str]:
     cols = [s for s in SERVER_ORDER if s in cfg.servers]
     out: list[str] = []
-    out += ["### Requests per second (median)", ""]
+    out += ["### Requests per second (median, min–max over rounds)", ""]
     out += ["| workload | conns | " + " | ".join(cols) + " |", "|---|---:|" + "---:|" * len(cols)]
     for name in cfg.workloads:
         for conns in cfg.concurrency:
@@ -955,7 +1135,7 @@ def report_tables(cfg: Config, servers: dict[str, Server], results: Results) -> 
                 elif not cell.valid:
                     row.append("**invalid**")
                 else:
-                    row.append(fmt_rps(cell.median("rps")))
+                    row.append(cell.with_span("rps", fmt_rps))
             out.append("| " + " | ".join(row) + " |")
     out.append("")
 
@@ -963,8 +1143,9 @@ def report_tables(cfg: Config, servers: dict[str, Server], results: Results) -> 
     ratio_cols = [*peers, *(["ceiling"] if "ceiling" in cfg.servers and servers["ceiling"].available else [])]
     out += ["### Throughput, latency and ratios", ""]
     out += [
-        "Medians over rounds. A ratio is this row's requests/s over the column server's "
-        "(same workload and concurrency).",
+        "Medians over rounds, min–max over rounds in brackets. A ratio is this row's median requests/s "
+        "over the column server's (same workload and concurrency); in brackets the min–max of the ratios "
+        "within one round.",
         "",
     ]
     header = ["workload", "conns", "server", "req/s", "p50 ms", "p99 ms"] + [f"vs {p}" for p in ratio_cols]
@@ -974,7 +1155,11 @@ def report_tables(cfg: Config, servers: dict[str, Server], results: Results) -> 
         if not cell.valid:
             row += [f"**invalid**: {cell.problem()}", "", ""] + [""] * len(ratio_cols)
         else:
-            row += [fmt_rps(cell.median("rps")), fmt_ms(cell.median("p50_ms")), fmt_ms(cell.median("p99_ms"))]
+            row += [
+                cell.with_span("rps", fmt_rps),
+                fmt_ms(cell.median("p50_ms")),
+                cell.with_span("p99_ms", fmt_ms),
+            ]
             row += ["" if p == s else ratio(cell, row_cells.get(p)) for p in ratio_cols]
         out.append("| " + " | ".join(row) + " |")
     out.append("")
@@ -984,9 +1169,10 @@ def report_tables(cfg: Config, servers: dict[str, Server], results: Results) -> 
         "- **µs/req** = 1e6 / (requests/s): what one request costs the server's core when it is saturated.",
         "- **app µs**: the in-process cost of the app alone (no server, no I/O, no Task; `appcost.py`); "
         "**server µs** = µs/req − app µs, the server's own overhead per request.",
-        "- **CPU µs/req**: CPU time the server's processes used during the run / requests completed. It does "
-        "not count CPU that other processes took from the core, so it is the steadier number on a shared "
-        "machine; **server CPU µs** = CPU µs/req − app µs.",
+        "- **CPU µs/req**: CPU time the server's processes used during the run / requests completed "
+        "(median, min–max over rounds in brackets). It does not count CPU that other processes took from "
+        "the core, so it is the steadier number on a shared machine; **server CPU µs** = CPU µs/req − "
+        "app µs.",
         "- **srv CPU**: the server's CPU use / wall time (100% = one core); **core busy**: the server core's "
         "busy time from /proc/stat, whoever used it; **wrk CPU**: the load generator's. Notes: *shared core* "
         "when others used over 10% of the server's core, *client-bound* when wrk used over 90% of its core "
@@ -1005,7 +1191,7 @@ def report_tables(cfg: Config, servers: dict[str, Server], results: Results) -> 
         row += ["", ""] if s == "ceiling" or app_us is None else [f"{app_us:.1f}", f"{us - app_us:.1f}"]
         srv, busy, wrk = cell.median("server_cpu"), cell.median("core_busy"), cell.median("wrk_cpu")
         cpu_us = cell.median("cpu_us")
-        row.append(f"{cpu_us:.1f}")
+        row.append(cell.with_span("cpu_us", lambda v: f"{v:.1f}"))
         row.append("" if s == "ceiling" or app_us is None else f"{cpu_us - app_us:.1f}")
         row += [f"{srv:.0%}", f"{busy:.0%}", f"{wrk:.0%}"]
         notes = []
@@ -1021,11 +1207,13 @@ def report_tables(cfg: Config, servers: dict[str, Server], results: Results) -> 
         out += [
             "RSS of the server's process tree (sum of VmRSS from /proc/PID/status), idle after one request, "
             f"then with {cfg.memory_conns:,} connections open, each having sent one request and read its "
-            "response (raw hello app; keep-alive timeout raised to 3600 s where the server has one). "
-            "Median over rounds.",
+            "response (raw hello app; keep-alive timeout raised to 3600 s where the server has one), then "
+            f"{CLOSE_SETTLE_S:g} s after the client closed them all (**kept**: RSS then − idle RSS). "
+            "Median over rounds, min–max in brackets.",
             "",
-            "| server | idle RSS MiB | RSS with conns MiB | extra MiB | KiB per connection |",
-            "|---|---:|---:|---:|---:|",
+            "| server | idle RSS MiB | RSS with conns MiB | extra MiB | KiB per connection "
+            "| RSS after close MiB | kept MiB |",
+            "|---|---:|---:|---:|---:|---:|---:|",
         ]
         for s in cols:
             mems = results.memory.get(s)
@@ -1033,14 +1221,17 @@ def report_tables(cfg: Config, servers: dict[str, Server], results: Results) -> 
                 continue
             bad = [m.error for m in mems if m.error]
             if bad:
-                out.append(f"| {s} | **invalid**: {bad[0].splitlines()[0]} | | | |")
+                out.append(f"| {s} | **invalid**: {bad[0].splitlines()[0]} | | | | | |")
                 continue
-            idle = statistics.median(m.idle_kib for m in mems)
-            loaded = statistics.median(m.loaded_kib for m in mems)
-            extra = statistics.median(m.extra_kib for m in mems)
+
+            def mib(values: list[int]) -> str:
+                return median_span([v / 1024 for v in values], lambda v: f"{v:.1f}")
+
+            per_conn = median_span([m.extra_kib / cfg.memory_conns for m in mems], lambda v: f"{v:.1f}")
             out.append(
-                f"| {s} | {idle / 1024:.1f} | {loaded / 1024:.1f} | {extra / 1024:.1f} | "
-                f"{extra / cfg.memory_conns:.1f} |"
+                f"| {s} | {mib([m.idle_kib for m in mems])} | {mib([m.loaded_kib for m in mems])} "
+                f"| {mib([m.extra_kib for m in mems])} | {per_conn} | {mib([m.closed_kib for m in mems])} "
+                f"| {mib([m.kept_kib for m in mems])} |"
             )
         out.append("")
 
@@ -1112,7 +1303,13 @@ def chart(cfg: Config, servers: dict[str, Server], results: Results, path: Path,
         from matplotlib.artist import Artist
     except ImportError:
         return "matplotlib is not installed (pip install -r benchmarks/requirements.txt): no chart"
-    colors = {"ceiling": "#9e9e9e", "turboasgi": "#d84315", "uvicorn": "#1565c0", "granian": "#2e7d32"}
+    colors = {
+        "ceiling": "#9e9e9e",
+        "turboasgi": "#d84315",
+        "turboasgi-base": "#ffab91",
+        "uvicorn": "#1565c0",
+        "granian": "#2e7d32",
+    }
     names = [w for w in cfg.workloads if w in results.cells]
     if not names:
         return "no results to chart"
@@ -1234,7 +1431,13 @@ def write_outputs(
     }
     raw_path.write_text(json.dumps(raw, indent=1))
     log(f"wrote {md_path.relative_to(REPO)}" + ("" if chart_err else f" and {png_path.relative_to(REPO)}"))
-    if cfg.docs:
+    if cfg.docs and results.dirty and not cfg.allow_dirty:
+        # The published table must name a commit that reproduces it.
+        log(
+            f"not updating {DOCS_FILE.relative_to(REPO)}: the tree had uncommitted changes "
+            f"({', '.join(results.dirty[:5])}); commit them and rerun, or pass --allow-dirty"
+        )
+    elif cfg.docs:
         rel = os.path.relpath(RESULTS_DIR, DOCS_FILE.parent)
         section = [
             f"## Latest results ({stem})",
@@ -1270,8 +1473,8 @@ def parse_args(argv: Sequence[str]) -> tuple[Config, bool]:
         "--servers",
         nargs="+",
         metavar="S",
-        default=list(SERVER_ORDER),
-        help="servers to run (default: all): " + ", ".join(SERVER_ORDER),
+        help="servers to run (default: all but turboasgi-base, which --baseline adds): "
+        + ", ".join(SERVER_ORDER),
     )
     parser.add_argument(
         "--concurrency", nargs="+", type=int, default=[64, 512], help="wrk connections (default 64 512)"
@@ -1302,13 +1505,42 @@ def parse_args(argv: Sequence[str]) -> tuple[Config, bool]:
         help="serve and load over HTTPS (a self-signed ECDSA P-256 certificate made with openssl; "
         "no ceiling); the memory measurement then holds TLS connections",
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="also run the turboasgi build installed in DIR (benchmarks/build_turboasgi.py) as server "
+        "turboasgi-base, with DIR first on PYTHONPATH",
+    )
+    parser.add_argument(
+        "--turboasgi-path",
+        metavar="DIR",
+        help="run the turboasgi build installed in DIR as server turboasgi instead of the installed one",
+    )
+    parser.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="update docs/benchmarks.md even when the tree has uncommitted changes (the report names them)",
+    )
     args = parser.parse_args(argv)
 
     if args.workloads is None:
         workloads = [w.name for w in WORKLOADS if (w.quick if args.quick else w.default)]
     else:
         workloads = args.workloads
-    for bad, known, what in ((workloads, BY_NAME, "workload"), (args.servers, SERVER_ORDER, "server")):
+    server_names = args.servers or [s for s in SERVER_ORDER if s != "turboasgi-base"]
+    if args.baseline and "turboasgi-base" not in server_names:
+        server_names.append("turboasgi-base")
+    if "turboasgi-base" in server_names and not args.baseline:
+        parser.error("server turboasgi-base needs --baseline DIR")
+    builds: dict[str, str] = {}
+    for name, directory in (("turboasgi", args.turboasgi_path), ("turboasgi-base", args.baseline)):
+        if directory is None:
+            continue
+        if not Path(directory).is_dir():
+            option = "--turboasgi-path" if name == "turboasgi" else "--baseline"
+            parser.error(f"{option}: {directory} is not a directory")
+        builds[name] = str(Path(directory).resolve())
+    for bad, known, what in ((workloads, BY_NAME, "workload"), (server_names, SERVER_ORDER, "server")):
         unknown = [x for x in bad if x not in known]
         if unknown:
             parser.error(f"unknown {what}(s): {', '.join(unknown)}; known: {', '.join(known)}")
@@ -1323,7 +1555,7 @@ def parse_args(argv: Sequence[str]) -> tuple[Config, bool]:
         warmup=args.warmup if args.warmup is not None else (1.0 if args.quick else 2.0),
         concurrency=args.concurrency,
         workloads=list(dict.fromkeys(workloads)),
-        servers=[s for s in SERVER_ORDER if s in args.servers],
+        servers=[s for s in SERVER_ORDER if s in server_names],
         server_cpu=args.server_cpu,
         client_cpu=args.client_cpu,
         memory_conns=args.memory_conns,
@@ -1332,6 +1564,8 @@ def parse_args(argv: Sequence[str]) -> tuple[Config, bool]:
         app_cost=not args.no_app_cost,
         docs=not args.no_docs,
         tag=args.tag,
+        allow_dirty=args.allow_dirty,
+        builds=builds,
         tls=args.tls,
     )
     if cfg.duration <= 0 or cfg.rounds < 1:
@@ -1356,7 +1590,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The harness itself (and the memory client) stays off the server's core.
     with contextlib.suppress(OSError):
         os.sched_setaffinity(0, {cfg.client_cpu})
-    servers = discover_servers(cfg.servers)
+    servers = discover_servers(cfg.servers, cfg.builds)
     if cfg.tls:
         files = make_certificate(Path(tempfile.mkdtemp(prefix="bench-tls-")))
         for server in servers.values():

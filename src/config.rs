@@ -106,6 +106,8 @@ pub struct Settings {
     pub limit_request_fields: Option<usize>,
     /// `--limit-request-field-size`: longest header field (`name: value`) in bytes.
     pub limit_request_field_size: Option<usize>,
+    /// `--log-level trace`: connection made/lost lines go to the loop's logger (off: no cost).
+    pub trace_connections: bool,
     /// Set when the listeners speak TLS (`--ssl-certfile`).
     pub tls: Option<Arc<tls::TlsSettings>>,
 }
@@ -136,7 +138,8 @@ impl CoreConfig {
         max_header_bytes = 65536, tokio_threads = 1, ws_enabled = true,
         ws_max_size = 16 * 1024 * 1024, ws_ping_interval = Some(20.0), ws_ping_timeout = Some(20.0),
         ws_per_message_deflate = true, metrics = false, timeout_request_head = None,
-        limit_request_line = None, limit_request_fields = None, limit_request_field_size = None, tls = None))]
+        limit_request_line = None, limit_request_fields = None, limit_request_field_size = None,
+        trace_connections = false, tls = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         root_path: String,
@@ -159,6 +162,7 @@ impl CoreConfig {
         limit_request_line: Option<usize>,
         limit_request_fields: Option<usize>,
         limit_request_field_size: Option<usize>,
+        trace_connections: bool,
         tls: Option<PyRef<'_, tls::TlsConfig>>,
     ) -> PyResult<Self> {
         let seconds = |name: &str, v: Option<f64>| -> PyResult<Option<Duration>> {
@@ -246,6 +250,7 @@ impl CoreConfig {
                 limit_request_line,
                 limit_request_fields,
                 limit_request_field_size,
+                trace_connections,
                 tls: tls.map(|t| t.settings.clone()),
             },
         })

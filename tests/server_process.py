@@ -35,7 +35,7 @@ RUNNING_RE = re.compile(
 
 # Environment variables that would change how the server under test behaves.
 _SCRUBBED_PREFIXES = ("TURBOASGI_", "UVICORN_")
-_SCRUBBED = ("WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS")
+_SCRUBBED = ("WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES")
 
 
 class ServerError(RuntimeError):

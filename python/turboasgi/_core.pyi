@@ -31,6 +31,7 @@ class CoreConfig:
         ws_ping_interval: float | None = 20.0,
         ws_ping_timeout: float | None = 20.0,
         ws_per_message_deflate: bool = True,
+        trace_connections: bool = False,
         tls: TlsConfig | None = None,
     ) -> None: ...
 
@@ -84,8 +85,9 @@ class HttpTransport:
     def response_complete(self) -> bool: ...
     @property
     def client_disconnected(self) -> bool: ...
-    def fail(self) -> None:
-        """The app raised or returned early: 500 if nothing was sent yet, else abort the connection."""
+    def fail(self) -> bool:
+        """The app raised or returned early: 500 if nothing was sent yet (True), else abort the
+        connection (False)."""
 
 class WebSocketTransport:
     """The receive/send pair of one WebSocket connection."""

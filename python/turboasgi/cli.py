@@ -171,7 +171,7 @@ def _metavar(choices: list[str]) -> str:
     default="auto",
     show_default=True,
     metavar=_metavar(HTTP_CHOICES),
-    help="Accepted for compatibility and ignored: the HTTP parser is turboasgi's own.",
+    help="Accepted for compatibility and ignored (with a warning): the HTTP parser is turboasgi's own.",
 )
 @click.option("--http2", is_flag=True, default=False, help=f"uvicorn's zttp HTTP/2 switch. {NYS}")
 @click.option(
@@ -242,13 +242,14 @@ def _metavar(choices: list[str]) -> str:
     "--log-config",
     type=click.Path(exists=True),
     default=None,
-    help="Logging configuration file: .json or .yaml (dictConfig), anything else (fileConfig, .ini).",
+    help="Logging configuration file: .json or .yaml (dictConfig), anything else (fileConfig, .ini). "
+    "One written for uvicorn's loggers works unchanged.",
 )
 @click.option(
     "--log-level",
     type=click.Choice(list(LOG_LEVELS)),
     default=None,
-    help="Log level of the turboasgi loggers. [default: info]",
+    help="Log level of the turboasgi loggers; trace adds a line per connection made/lost. [default: info]",
 )
 @click.option(
     "--access-log/--no-access-log", default=True, help="Write one access log line per response (stdout)."
@@ -275,7 +276,7 @@ def _metavar(choices: list[str]) -> str:
     type=str,
     default=None,
     help="Comma-separated addresses or networks trusted to send proxy headers; '*' trusts all. "
-    "Default: $FORWARDED_ALLOW_IPS, or 127.0.0.1.",
+    "Default: $FORWARDED_ALLOW_IPS, or 127.0.0.1,::1.",
 )
 @click.option(
     "--root-path",
@@ -315,7 +316,8 @@ def _metavar(choices: list[str]) -> str:
     "--timeout-graceful-shutdown",
     type=int,
     default=None,
-    help="Seconds to wait for in-flight requests at shutdown (default: wait for all).",
+    help="Seconds the shutdown waits for in-flight requests and their tasks; then they are cancelled "
+    "(500 if nothing was sent yet). Default: wait for all.",
 )
 @click.option(
     "--timeout-worker-healthcheck",

@@ -20,12 +20,22 @@ import ssl
 import stat
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from configparser import RawConfigParser
+from configparser import ConfigParser, RawConfigParser
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
 from turboasgi.importer import ImportFromStringError, import_from_string
-from turboasgi.logging import LOGGING_CONFIG, TRACE_LOG_LEVEL, style
+from turboasgi.logging import (
+    LOGGING_CONFIG,
+    TRACE_LOG_LEVEL,
+    configured_logger_names,
+    forward_to_uvicorn,
+    style,
+    translate_formatter_classes,
+    translate_ini_formatter_classes,
+    uses_uvicorn_loggers,
+)
+from turboasgi.systemd import SystemdSocketError, take_listen_fd
 
 if TYPE_CHECKING:
     from turboasgi._core import CoreConfig, TlsConfig
@@ -80,7 +90,8 @@ DEFAULT_WS_MAX_QUEUE = 32
 DEFAULT_WS_PING_INTERVAL = 20.0
 DEFAULT_WS_PING_TIMEOUT = 20.0
 DEFAULT_MAX_HEADER_BYTES = 65536
-DEFAULT_FORWARDED_ALLOW_IPS = ["127.0.0.1"]
+# both loopback addresses, as uvicorn (0.30 and later) and gunicorn trust by default
+DEFAULT_FORWARDED_ALLOW_IPS = ["127.0.0.1", "::1"]
 
 logger = logging.getLogger("turboasgi.error")
 
@@ -137,6 +148,17 @@ def _parse_header(header: Any) -> tuple[str, str]:
     except (TypeError, ValueError):
         raise ConfigError(f"Invalid header {header!r}: expected a (name, value) pair.") from None
     return str(name), str(value)
+
+
+def _bind_error(exc: OSError, address: tuple[str, int] | str) -> str:
+    """The message asyncio's ``create_server`` gives (and so uvicorn, single process): it names the
+    address, e.g. ``[Errno 98] error while attempting to bind on address ('127.0.0.1', 8000): address
+    already in use``."""
+    if exc.errno is None or not exc.strerror:
+        return f"error while attempting to bind on address {address!r}: {exc}"
+    return (
+        f"[Errno {exc.errno}] error while attempting to bind on address {address!r}: {exc.strerror.lower()}"
+    )
 
 
 class Config:
@@ -261,6 +283,15 @@ class Config:
         self.limit_request_fields = limit_request_fields
         self.limit_request_field_size = limit_request_field_size
 
+        try:
+            systemd_fd = take_listen_fd()
+        except SystemdSocketError as exc:
+            raise ConfigError(str(exc)) from None
+        # socket activation: systemd's socket replaces --host/--port (an explicit --uds/--fd wins)
+        self.systemd_socket = systemd_fd is not None and uds is None and fd is None
+        if self.systemd_socket:
+            self.fd = systemd_fd
+
         self.loaded = False
         self.loaded_app: ASGIApp | None = None
         self.lifespan_class: type[LifespanOn] | type[LifespanOff] | None = None
@@ -269,6 +300,8 @@ class Config:
         self.tls: TlsConfig | None = None
 
         self.configure_logging()
+        if self.systemd_socket:
+            logger.info("Serving the socket passed by systemd (LISTEN_FDS), file descriptor %d", self.fd)
 
         self.reload_dirs: list[Path] = []
         self.reload_dirs_excludes: list[Path] = []
@@ -307,8 +340,27 @@ class Config:
             self.forwarded_allow_ips = _split_ips(forwarded_allow_ips)
 
         self._validate()
+        self._log_compatibility_notices()
 
     # ----------------------------------------------------------------------------------- validation
+
+    def _log_compatibility_notices(self) -> None:
+        """Options kept only so that uvicorn command lines keep working say so, once, at startup."""
+        if self.http != "auto":
+            name = (
+                self.http if isinstance(self.http, str) else getattr(self.http, "__name__", repr(self.http))
+            )
+            logger.warning(
+                "--http %s is accepted for compatibility and ignored: turboasgi parses HTTP with its own "
+                "implementation (Rust, hyper).",
+                name,
+            )
+        if self.ws in ("websockets", "websockets-sansio", "wsproto"):
+            logger.info(
+                "--ws %s is accepted for compatibility: WebSockets are served by turboasgi's own "
+                "implementation (Rust, tokio-tungstenite).",
+                self.ws,
+            )
 
     def _validate(self) -> None:
         if self.lifespan not in LIFESPAN:
@@ -399,9 +451,14 @@ class Config:
 
     def configure_logging(self) -> None:
         """Apply ``log_config`` (dict, .json, .yaml/.yml or an ini file for ``fileConfig``), then
-        ``log_level`` and the ``access_log`` switch, like uvicorn does."""
+        ``log_level`` and the ``access_log`` switch, like uvicorn does.
+
+        A configuration written for uvicorn (it sets up ``uvicorn``, ``uvicorn.error`` or
+        ``uvicorn.access`` and no turboasgi logger) works unchanged: the turboasgi loggers forward to
+        their uvicorn counterparts, and ``uvicorn.logging.*`` formatter classes mean ours."""
         logging.addLevelName(TRACE_LOG_LEVEL, "TRACE")
 
+        configured: set[str] = set()
         if self.log_config is not None:
             if isinstance(self.log_config, os.PathLike):
                 self.log_config = os.fspath(self.log_config)
@@ -413,10 +470,10 @@ class Config:
                         formatter = self.log_config.get("formatters", {}).get(name)
                         if isinstance(formatter, dict):
                             formatter["use_colors"] = self.use_colors
-                logging.config.dictConfig(self.log_config)
+                configured = self._apply_dict_config(self.log_config)
             elif isinstance(self.log_config, str) and self.log_config.endswith(".json"):
                 with open(self.log_config) as file:
-                    logging.config.dictConfig(json.load(file))
+                    configured = self._apply_dict_config(json.load(file))
             elif isinstance(self.log_config, str) and self.log_config.endswith((".yaml", ".yml")):
                 try:
                     import yaml
@@ -426,10 +483,11 @@ class Config:
                         "with YAML files."
                     ) from exc
                 with open(self.log_config) as file:
-                    logging.config.dictConfig(yaml.safe_load(file))
+                    configured = self._apply_dict_config(yaml.safe_load(file))
             else:
-                logging.config.fileConfig(self.log_config, disable_existing_loggers=False)
+                configured = self._apply_file_config(self.log_config)
 
+        forwarded = uses_uvicorn_loggers(configured)
         if self.log_level is not None:
             if isinstance(self.log_level, str):
                 try:
@@ -440,12 +498,38 @@ class Config:
                     ) from None
             else:
                 level = self.log_level
-            for name in ("turboasgi.error", "turboasgi.access", "turboasgi.asgi"):
-                logging.getLogger(name).setLevel(level)
+            roots = ("turboasgi", "uvicorn") if forwarded else ("turboasgi",)
+            for root in roots:
+                for name in ("error", "access", "asgi"):
+                    logging.getLogger(f"{root}.{name}").setLevel(level)
+        if forwarded:
+            forward_to_uvicorn()
         if self.access_log is False:
             access = logging.getLogger("turboasgi.access")
             access.handlers = []
             access.propagate = False
+
+    @staticmethod
+    def _apply_dict_config(config: dict[str, Any]) -> set[str]:
+        logging.config.dictConfig(translate_formatter_classes(config))
+        return configured_logger_names(config)
+
+    @staticmethod
+    def _apply_file_config(source: str | RawConfigParser | IO[Any]) -> set[str]:
+        # Read the way fileConfig reads (interpolation included), so that the parser handed to it
+        # behaves the same, with uvicorn's formatter classes swapped for ours.
+        if isinstance(source, RawConfigParser):
+            parser = source
+        else:
+            parser = ConfigParser()
+            if isinstance(source, str):
+                if not parser.read(source, encoding="utf-8"):
+                    raise ConfigError(f"--log-config {source!r}: the file cannot be read")
+            else:
+                parser.read_file(source)
+        translate_ini_formatter_classes(parser)
+        logging.config.fileConfig(parser, disable_existing_loggers=False)
+        return configured_logger_names(parser)
 
     # ----------------------------------------------------------------------------------- app loading
 
@@ -497,6 +581,11 @@ class Config:
 
         if self.interface == "asgi2":
             app = ASGI2Middleware(app)
+
+        if logger.isEnabledFor(TRACE_LOG_LEVEL):
+            from turboasgi.message_logger import MessageLogger
+
+            app = MessageLogger(app)
 
         self.loaded_app = app
         self.loaded = True
@@ -575,7 +664,7 @@ class Config:
                 sock.listen(self.backlog)
             except OSError as exc:
                 sock.close()
-                logger.error(exc)
+                logger.error(_bind_error(exc, (self.host, self.port)))
                 sys.exit(STARTUP_FAILURE)
             message = "Turboasgi running on " + address + suffix
             color_message = "Turboasgi running on " + style(address, bold=True) + suffix
@@ -636,7 +725,7 @@ class Config:
             sock.listen(self.backlog)
         except OSError as exc:
             sock.close()
-            logger.error(exc)
+            logger.error(_bind_error(exc, path))
             sys.exit(STARTUP_FAILURE)
         return sock
 
@@ -685,5 +774,7 @@ class Config:
             limit_request_line=self.limit_request_line,
             limit_request_fields=self.limit_request_fields,
             limit_request_field_size=self.limit_request_field_size,
+            # decided once: with trace off, connections cost no log work at all
+            trace_connections=logger.isEnabledFor(TRACE_LOG_LEVEL),
             tls=self.tls,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -32,6 +33,12 @@ def _path_with_query(scope: dict[str, Any]) -> str:
     return f"{path}?{query.decode('ascii', 'replace')}" if query else path
 
 
+def _request_line(scope: dict[str, Any]) -> str:
+    return (
+        f'{_client_addr(scope)} - "{scope["method"]} {_path_with_query(scope)} HTTP/{scope["http_version"]}"'
+    )
+
+
 class HttpRunner:
     """Runs the app for one request and turns whatever goes wrong into the right wire outcome."""
 
@@ -50,7 +57,14 @@ class HttpRunner:
             # spec G7: the client went away; the app merely did not catch our error
             transport.fail()
         except asyncio.CancelledError:
-            transport.fail()
+            # Only the graceful-shutdown timeout cancels request Tasks: say what the client got.
+            gone = transport.client_disconnected
+            if transport.fail():
+                logger.error("%s cancelled at shutdown: answered 500.", _request_line(scope))
+            elif not gone:
+                logger.error(
+                    "%s cancelled at shutdown: response cut off, connection closed.", _request_line(scope)
+                )
             raise
         except BaseException as exc:
             logger.error("Exception in ASGI application\n", exc_info=exc)
@@ -92,8 +106,8 @@ class WebSocketRunner:
         task = asyncio.current_task()
         if task is not None:
             self.tasks.add(task)
-        if self.access_log:
-            transport.on_answer(functools.partial(_log_handshake, scope))
+        # Logged whether or not the access log is on: these lines go to the error logger (uvicorn too).
+        transport.on_answer(functools.partial(_log_handshake, scope))
         try:
             await self.app(scope, transport.receive, transport.send)
         except ClientDisconnected:
@@ -113,10 +127,24 @@ class WebSocketRunner:
         finally:
             if task is not None:
                 self.tasks.discard(task)
+            if transport.accepted:
+                logger.debug("connection closed")
 
 
 def _log_handshake(scope: dict[str, Any], status: int, accepted: bool) -> None:
-    """One line when the handshake is answered, as uvicorn writes it: to the error logger, because
-    the access formatter expects HTTP fields."""
+    """The lines uvicorn writes when the handshake is answered, to the error logger (the access
+    formatter expects HTTP fields): the request, then the outcome in the words of the websockets
+    library that uvicorn's default WebSocket implementation uses."""
     outcome = "[accepted]" if accepted else str(status)
     logger.info('%s - "WebSocket %s" %s', _client_addr(scope), _path_with_query(scope), outcome)
+    if accepted:
+        logger.info("connection open")
+    else:
+        logger.info("connection rejected (%d %s)", status, _phrase(status))
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""

@@ -8,7 +8,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use super::http::{close_after, HttpTransport, RequestCtx};
+use super::http::{HttpTransport, RequestCtx, RequestTraits};
 use super::scope::{build_scope, ScopeKind};
 use super::ws::{WebSocketTransport, WsCtx};
 use crate::bridge::inbox::{Event, Inbox};
@@ -81,7 +81,7 @@ impl LoopEntry {
             shared,
             respond,
             self.link.clone(),
-            close_after(parts.version),
+            RequestTraits::of(&parts),
         );
         let coro = self.handler.bind(py).call1((scope, transport))?;
         self.create_task.bind(py).call1((coro,))?;
@@ -116,18 +116,11 @@ impl LoopEntry {
             Event::Job(Job::Request(ctx)) => self.start_request(py, *ctx),
             Event::Job(Job::WebSocket(ctx)) => self.start_websocket(py, *ctx),
             Event::Wake(shared) => shared.wake_waiters(py),
-            Event::Warning(message) => {
+            Event::Log(level, message) => {
                 self.server
                     .error_logger()
                     .bind(py)
-                    .call_method1(intern!(py, "warning"), (message,))?;
-                Ok(())
-            }
-            Event::Debug(message) => {
-                self.server
-                    .error_logger()
-                    .bind(py)
-                    .call_method1(intern!(py, "debug"), (message,))?;
+                    .call_method1(intern!(py, "log"), (level.number(), message))?;
                 Ok(())
             }
             Event::SendDone { future, delivered } => {

@@ -46,45 +46,63 @@ fn http_version<'py>(py: Python<'py>, version: Version) -> &'py Bound<'py, PyStr
     }
 }
 
+/// The scheme a trusted proxy reports in `X-Forwarded-Proto` (its last value), in the HTTP form:
+/// `ws`/`wss` name the same transports as `http`/`https`; the scope kind picks the spelling.
+fn forwarded_scheme(parts: &http::request::Parts) -> Option<&'static str> {
+    let value = parts
+        .headers
+        .get_all("x-forwarded-proto")
+        .iter()
+        .next_back()?;
+    let proto = value.to_str().ok()?.rsplit(',').next()?.trim();
+    if proto.eq_ignore_ascii_case("https") || proto.eq_ignore_ascii_case("wss") {
+        Some("https")
+    } else if proto.eq_ignore_ascii_case("http") || proto.eq_ignore_ascii_case("ws") {
+        Some("http")
+    } else {
+        None
+    }
+}
+
+/// One `X-Forwarded-For` entry as `(host, port)`: `203.0.113.7:4444`, `[2001:db8::1]:4444`, or a bare
+/// address (port 0). Anything else is kept whole with port 0, so that a trust check never sees a
+/// host that was cut out of a malformed value.
+fn split_host_port(entry: &str) -> (&str, u16) {
+    if let Some(rest) = entry.strip_prefix('[') {
+        let Some((host, after)) = rest.split_once(']') else {
+            return (entry, 0);
+        };
+        return match after.strip_prefix(':') {
+            None if after.is_empty() => (host, 0),
+            Some(port) => (host, port.parse().unwrap_or(0)),
+            None => (entry, 0),
+        };
+    }
+    match entry.split_once(':') {
+        Some((host, port)) if !port.contains(':') => match port.parse() {
+            Ok(port) => (host, port),
+            Err(_) => (entry, 0),
+        },
+        _ => (entry, 0),
+    }
+}
+
 /// `(scheme, client)` after `X-Forwarded-Proto`/`X-Forwarded-For` from a trusted peer.
 fn proxied<'a>(
     parts: &'a http::request::Parts,
     conn: &'a ConnInfo,
     settings: &Settings,
-) -> (Cow<'a, str>, Option<(Cow<'a, str>, u16)>) {
+) -> (&'static str, Option<(Cow<'a, str>, u16)>) {
     let direct = conn
         .client
         .as_ref()
         .map(|(h, p)| (Cow::Borrowed(h.as_str()), *p));
-    let scheme = Cow::Borrowed(if conn.tls.is_some() { "https" } else { "http" });
+    let direct_scheme = if conn.tls.is_some() { "https" } else { "http" };
     if !settings.proxy_headers || !settings.is_trusted(conn.client_ip.as_ref()) {
-        return (scheme, direct);
+        return (direct_scheme, direct);
     }
-    let mut scheme = scheme;
-    if let Some(proto) = parts
-        .headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-    {
-        let proto = proto
-            .rsplit(',')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        if matches!(proto.as_str(), "http" | "https" | "ws" | "wss") {
-            scheme = Cow::Owned(if proto.starts_with("ws") {
-                if proto == "wss" {
-                    "https".into()
-                } else {
-                    "http".into()
-                }
-            } else {
-                proto
-            });
-        }
-    }
-    let mut client = direct;
+    let scheme = forwarded_scheme(parts).unwrap_or(direct_scheme);
+    // Repeated X-Forwarded-For fields are one comma-separated list, in order (RFC 9110 5.3).
     let forwarded: Vec<&str> = parts
         .headers
         .get_all("x-forwarded-for")
@@ -94,19 +112,20 @@ fn proxied<'a>(
         .map(str::trim)
         .filter(|v| !v.is_empty())
         .collect();
-    if !forwarded.is_empty() {
-        // Walk right to left: the first address not of a trusted proxy is the client.
-        let mut chosen = forwarded[0];
-        for hop in forwarded.iter().rev() {
-            chosen = hop;
-            match hop.parse::<std::net::IpAddr>() {
-                Ok(ip) if settings.is_trusted(Some(&ip)) => continue,
-                _ => break,
-            }
+    let Some(first) = forwarded.first() else {
+        return (scheme, direct);
+    };
+    // Walk right to left: the first address not of a trusted proxy is the client; when every hop is
+    // trusted, the leftmost one.
+    let mut chosen = split_host_port(first);
+    for hop in forwarded.iter().rev() {
+        chosen = split_host_port(hop);
+        match chosen.0.parse::<std::net::IpAddr>() {
+            Ok(ip) if settings.is_trusted(Some(&ip)) => continue,
+            _ => break,
         }
-        client = Some((Cow::Owned(chosen.to_string()), 0));
     }
-    (scheme, client)
+    (scheme, Some((Cow::Owned(chosen.0.to_string()), chosen.1)))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -180,7 +199,7 @@ pub fn build_scope<'py>(
         ScopeKind::Http => {
             scope.set_item(intern!(py, "type"), intern!(py, "http"))?;
             scope.set_item(intern!(py, "method"), method_str(py, &parts.method))?;
-            scope.set_item(intern!(py, "scheme"), scheme_str(py, &scheme))?;
+            scope.set_item(intern!(py, "scheme"), scheme_str(py, scheme))?;
         }
         ScopeKind::WebSocket => {
             scope.set_item(intern!(py, "type"), intern!(py, "websocket"))?;

@@ -2,6 +2,7 @@
 //! drains them in batches after a single eventfd wakeup. Generic over the jobs it carries (for the
 //! ASGI layer: a request or a WebSocket handshake to start), so the bridge knows no protocol.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -28,11 +29,30 @@ pub enum Event<J> {
     Wake(Arc<dyn Wakeable>),
     /// A `send()` that had to wait for the client finished: resolve its future.
     SendDone { future: Py<PyAny>, delivered: bool },
-    /// A warning for the `turboasgi.error` logger.
-    Warning(&'static str),
-    /// A debug line for the `turboasgi.error` logger: routine per-connection failures (a failed TLS
-    /// handshake) that a scanner can cause by the thousand, so never at warning.
-    Debug(String),
+    /// A line for the `turboasgi.error` logger at a `logging` level.
+    Log(LogLevel, Cow<'static, str>),
+}
+
+/// The `logging` levels the network side writes at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogLevel {
+    Warning,
+    Info,
+    Debug,
+    /// uvicorn's level 5 (`turboasgi.logging.TRACE_LOG_LEVEL`).
+    Trace,
+}
+
+impl LogLevel {
+    /// The number Python's `logging` uses for the level.
+    pub fn number(self) -> u8 {
+        match self {
+            LogLevel::Warning => 30,
+            LogLevel::Info => 20,
+            LogLevel::Debug => 10,
+            LogLevel::Trace => 5,
+        }
+    }
 }
 
 /// What a transport needs of its loop's inbox from a network thread, whatever jobs the inbox carries.
@@ -57,11 +77,22 @@ impl<J> Inbox<J> {
     /// Logs on the loop thread: tokio threads never attach to Python (an attach racing with
     /// interpreter finalization crashes free-threaded CPython).
     pub fn log_warning(&self, message: &'static str) {
-        self.push(Event::Warning(message));
+        self.push(Event::Log(LogLevel::Warning, Cow::Borrowed(message)));
     }
 
+    pub fn log_info(&self, message: &'static str) {
+        self.push(Event::Log(LogLevel::Info, Cow::Borrowed(message)));
+    }
+
+    /// Only pushed with `--log-level trace` (the caller checks), so it may format freely.
+    pub fn log_trace(&self, message: String) {
+        self.push(Event::Log(LogLevel::Trace, Cow::Owned(message)));
+    }
+
+    /// Routine per-connection failures (a failed TLS handshake) that a scanner can cause by the
+    /// thousand: never at warning.
     pub fn log_debug(&self, message: String) {
-        self.push(Event::Debug(message));
+        self.push(Event::Log(LogLevel::Debug, Cow::Owned(message)));
     }
 }
 

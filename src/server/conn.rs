@@ -10,8 +10,11 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
+use super::head_scan::HeadScan;
 use super::head_timeout::HeadTimeout;
 use super::service::Service;
+use crate::asgi::dispatch::AsgiInbox;
+use crate::state::connection::ConnInfo;
 use crate::state::{ConnectionCount, ShutdownStage};
 
 /// How long a connection that has not sent its first request yet may still start one once a
@@ -24,6 +27,41 @@ const MAX_HEADERS: usize = 256;
 /// Without `--timeout-request-head`, headers that take longer than this to arrive close the
 /// connection (slow-client protection).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// With `--log-level trace`: "<peer> - HTTP connection made" now, "... lost" when dropped (as uvicorn
+/// logs them), unless the connection became a WebSocket, whose own lines take over.
+pub struct ConnectionTrace {
+    inbox: Arc<AsgiInbox>,
+    conn: Arc<ConnInfo>,
+    kind: &'static str,
+}
+
+impl ConnectionTrace {
+    pub fn start(svc: &Service, kind: &'static str) -> Option<Self> {
+        if !svc.server.settings.trace_connections {
+            return None;
+        }
+        let prefix = svc.conn.log_prefix();
+        svc.inbox
+            .log_trace(format!("{prefix}{kind} connection made"));
+        Some(ConnectionTrace {
+            inbox: svc.inbox.clone(),
+            conn: svc.conn.clone(),
+            kind,
+        })
+    }
+}
+
+impl Drop for ConnectionTrace {
+    fn drop(&mut self) {
+        if self.kind == "HTTP" && self.conn.is_upgraded() {
+            return;
+        }
+        let prefix = self.conn.log_prefix();
+        self.inbox
+            .log_trace(format!("{prefix}{} connection lost", self.kind));
+    }
+}
 
 /// `count` keeps the connection counted while it is served (taken by the caller, so that a TLS
 /// connection is counted from its handshake on, once).
@@ -54,6 +92,7 @@ async fn drive<IO>(
 {
     let conn = svc.conn.clone();
     let server = svc.server.clone();
+    let _trace = ConnectionTrace::start(&svc, "HTTP");
     let settings = &server.settings;
     let mut builder = http1::Builder::new();
     builder
@@ -72,7 +111,7 @@ async fn drive<IO>(
         async move { Ok::<_, std::convert::Infallible>(svc.call(req).await) }
     });
     let connection = builder
-        .serve_connection(TokioIo::new(io), service)
+        .serve_connection(TokioIo::new(HeadScan::new(io)), service)
         .with_upgrades();
     tokio::pin!(connection);
     let keep_alive = settings.timeout_keep_alive;

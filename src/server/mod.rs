@@ -2,6 +2,7 @@
 //! protocol-agnostic service, WebSocket upgrades, shutdown, and the Python-facing `ServerCore`.
 
 pub mod conn;
+mod head_scan;
 mod head_timeout;
 pub mod limits;
 pub mod listener;
@@ -11,6 +12,7 @@ pub mod service;
 pub mod tls;
 pub mod validate;
 pub mod websocket;
+mod write_through;
 mod ws_deflate;
 
 use std::sync::{Arc, OnceLock};

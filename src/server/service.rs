@@ -59,12 +59,17 @@ impl Service {
         self.conn.request_started();
         let (parts, body) = req.into_parts();
         let has_body = !hyper::body::Body::is_end_stream(&body);
+        let expects_continue = parts
+            .headers
+            .get(http::header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
         let shared = RequestShared::new(
             body,
             self.inbox.clone(),
             self.server.clone(),
             self.conn.clone(),
             has_body,
+            expects_continue,
         );
         let guard = RequestGuard::new(shared.clone());
         let (respond, response) = oneshot::channel();

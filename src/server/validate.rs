@@ -10,6 +10,10 @@ pub fn reject_reason<B>(req: &Request<B>) -> Option<&'static str> {
         // ASGI requires an uppercase method; httptools rejects these too
         return Some("method is not uppercase");
     }
+    if uri.path_and_query().is_some_and(|p| !p.as_str().is_ascii()) {
+        // RFC 9112 3.2: the target is ASCII (anything else percent-encoded); httptools rejects it
+        return Some("request target is not ASCII");
+    }
     if uri == "*" && method != Method::OPTIONS {
         return Some("asterisk-form is only allowed with OPTIONS");
     }
@@ -69,6 +73,12 @@ mod tests {
         assert!(reject_reason(&req("GET", "/", Version::HTTP_11, &["a", "b"])).is_some());
         assert!(reject_reason(&req("GET", "/", Version::HTTP_11, &["a b"])).is_some());
         assert!(reject_reason(&req("GET", "/", Version::HTTP_11, &["u@a"])).is_some());
+    }
+
+    #[test]
+    fn non_ascii_target() {
+        assert!(reject_reason(&req("GET", "/caf%C3%A9", Version::HTTP_11, &["a"])).is_none());
+        assert!(reject_reason(&req("GET", "/café", Version::HTTP_11, &["a"])).is_some());
     }
 
     #[test]

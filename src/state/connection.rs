@@ -2,7 +2,7 @@
 //! flight, and the Python values built once for all its scopes.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -21,6 +21,8 @@ pub struct ConnInfo {
     pub server: Option<(String, Option<u16>)>,
     in_flight: AtomicUsize,
     requests_seen: AtomicU64,
+    /// Handed over to a WebSocket: the HTTP side's end is not the connection's end.
+    upgraded: AtomicBool,
     activity: Notify,
     /// `scope["client"]` / `scope["server"]` built once per connection, on its loop thread.
     client_py: OnceLock<Py<PyAny>>,
@@ -53,6 +55,7 @@ impl ConnInfo {
             server,
             in_flight: AtomicUsize::new(0),
             requests_seen: AtomicU64::new(0),
+            upgraded: AtomicBool::new(false),
             activity: Notify::new(),
             client_py: OnceLock::new(),
             server_py: OnceLock::new(),
@@ -94,6 +97,23 @@ impl ConnInfo {
             Ok(d.into_any())
         })?;
         Ok(Some(built.cast_into::<PyDict>()?.copy()?))
+    }
+
+    /// `"127.0.0.1:54321 - "` as uvicorn starts its per-connection lines; empty without a peer
+    /// address (unix sockets).
+    pub fn log_prefix(&self) -> String {
+        match &self.client {
+            Some((host, port)) => format!("{host}:{port} - "),
+            None => String::new(),
+        }
+    }
+
+    pub fn mark_upgraded(&self) {
+        self.upgraded.store(true, Ordering::Release);
+    }
+
+    pub fn is_upgraded(&self) -> bool {
+        self.upgraded.load(Ordering::Acquire)
     }
 
     pub fn client_tuple<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {

@@ -126,6 +126,16 @@ pub fn request_timeout(settings: &Settings) -> Response<ResponseBody> {
     plain(settings, StatusCode::REQUEST_TIMEOUT, "Request Timeout")
 }
 
+/// A WebSocket closed before accept (spec W6): empty body, as uvicorn sends it.
 pub fn forbidden(settings: &Settings) -> Response<ResponseBody> {
-    plain(settings, StatusCode::FORBIDDEN, "Forbidden")
+    plain(settings, StatusCode::FORBIDDEN, "")
+}
+
+/// A WebSocket handshake whose `Sec-WebSocket-Protocol` is not ASCII text.
+pub fn invalid_subprotocol(settings: &Settings) -> Response<ResponseBody> {
+    plain(
+        settings,
+        StatusCode::BAD_REQUEST,
+        "Failed to open a WebSocket connection: invalid Sec-WebSocket-Protocol header.\n",
+    )
 }

@@ -147,6 +147,28 @@ async def expect(scope: Scope, receive: Receive, send: Send, query: dict[str, st
     await respond(send, b"got " + body)
 
 
+async def late_body(scope: Scope, receive: Receive, send: Send, query: dict[str, str]) -> None:
+    """Start the response, then wait for ``/signal?name=`` before the first body (an SSE endpoint)."""
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]}
+    )
+    await _signal(query["name"]).wait()
+    await send({"type": "http.response.body", "body": b"data: 1\n\n"})
+
+
+async def bytes_like(scope: Scope, receive: Receive, send: Send, query: dict[str, str]) -> None:
+    """Body pieces as memoryview and bytearray (uvicorn takes any bytes-like object); each buffer is
+    changed right after send() returns, which must not change what the client gets."""
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    size = int(query.get("size", "5"))
+    for make in (lambda b: memoryview(bytearray(b)), bytearray, lambda b: memoryview(b"%b" % b)[:]):
+        piece = make(b"a" * size)
+        await send({"type": "http.response.body", "body": piece, "more_body": True})
+        if not isinstance(piece, memoryview) or not piece.readonly:
+            piece[0:1] = b"X"
+    await send({"type": "http.response.body", "body": memoryview(b"end")})
+
+
 async def slow(scope: Scope, receive: Receive, send: Send, query: dict[str, str]) -> None:
     """Record that the request started (``/events?id=``), then answer after ``delay`` seconds."""
     EVENTS.setdefault(query.get("id", "slow"), []).append("started")
@@ -287,6 +309,8 @@ ROUTES: dict[str, Handler] = {
     "/signal": signal_route,
     "/expect": expect,
     "/slow": slow,
+    "/late-body": late_body,
+    "/bytes-like": bytes_like,
     "/forever": forever,
     "/chunked": chunked,
     "/status": status,
