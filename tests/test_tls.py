@@ -570,3 +570,24 @@ def test_open_tls_connections_are_counted_once(certs: Certs) -> None:
         with httpx.Client(verify=client_context(certs), timeout=5.0) as http:
             assert http.get(server.url + "/").status_code == 200  # keep-alive: the connection stays open
             assert value(scrape(server), "turboasgi_connections_open") == 1
+
+
+def test_certificate_chain_file_with_an_intermediate(tmp_path: Path, certs: Certs) -> None:
+    # --ssl-certfile holds the chain: leaf, then the intermediate; clients trust only the root
+    intermediate = certs.ca.create_child_ca()
+    leaf = intermediate.issue_cert("localhost", "127.0.0.1")
+    chain_file, key_file = tmp_path / "chain.pem", tmp_path / "leaf.key"
+    chain_file.write_bytes(b"".join(pem.bytes() for pem in leaf.cert_chain_pems))
+    leaf.private_key_pem.write_to_path(str(key_file))
+    assert chain_file.read_text().count("BEGIN CERTIFICATE") == 2
+    with running(TLS_APP, "--ssl-keyfile", str(key_file), "--ssl-certfile", str(chain_file)) as server:
+        assert_still_serving(server, certs)
+
+
+def test_tls_over_a_unix_socket(tmp_path: Path, certs: Certs) -> None:
+    path = str(tmp_path / "tls.sock")
+    with running(TLS_APP, *certs.server_options("--uds", path)):
+        transport = httpx.HTTPTransport(uds=path, verify=client_context(certs))
+        with httpx.Client(transport=transport, timeout=5.0) as http:
+            seen = http.get("https://localhost/").json()
+    assert seen["scheme"] == "https" and seen["tls"]["tls_version"] == TLS13
