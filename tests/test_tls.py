@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 import shutil
 import socket
 import ssl
@@ -301,6 +302,7 @@ def test_handshake_failures_log_at_debug_not_warning(server: ServerProcess, cert
     server.wait_for_output("TLS handshake failed")
     failures = [line for line in server.stderr.splitlines() if "TLS handshake" in line]
     assert failures and all(line.startswith("DEBUG:") for line in failures), failures
+    assert any(re.search(r"127\.0\.0\.1:\d+ - TLS handshake failed: ", line) for line in failures), failures
 
 
 def test_sni_mismatch_fails_on_the_client_and_the_server_keeps_serving(
