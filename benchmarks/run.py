@@ -1500,12 +1500,6 @@ def parse_args(argv: Sequence[str]) -> tuple[Config, bool]:
     parser.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
     parser.add_argument("--tag", default="", help="suffix for the result files: results/<date>-<tag>.md")
     parser.add_argument(
-        "--tls",
-        action="store_true",
-        help="serve and load over HTTPS (a self-signed ECDSA P-256 certificate made with openssl; "
-        "no ceiling); the memory measurement then holds TLS connections",
-    )
-    parser.add_argument(
         "--baseline",
         metavar="DIR",
         help="also run the turboasgi build installed in DIR (benchmarks/build_turboasgi.py) as server "
@@ -1520,6 +1514,12 @@ def parse_args(argv: Sequence[str]) -> tuple[Config, bool]:
         "--allow-dirty",
         action="store_true",
         help="update docs/benchmarks.md even when the tree has uncommitted changes (the report names them)",
+    )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve and load over HTTPS (a self-signed ECDSA P-256 certificate made with openssl; "
+        "no ceiling); the memory measurement then holds TLS connections",
     )
     args = parser.parse_args(argv)
 

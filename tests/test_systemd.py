@@ -6,38 +6,22 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 from collections.abc import Iterator, Mapping
 
 import httpx
 import pytest
 from server_process import ServerProcess, poll
+from systemd_launch import ACTIVATED, socket_activated
 
 pytestmark = pytest.mark.timeout(30)
 
 PROBE = "tests.apps.probe:app"
 
-# What systemd does between fork and exec: the socket goes to fd 3, LISTEN_PID is the pid of the
-# process that will exec the service (so it is only known in the child).
-LAUNCHER = """
-import os, sys
-passed = int(sys.argv[1])
-if passed != 3:
-    os.dup2(passed, 3)
-    os.close(passed)
-if os.environ.get("LISTEN_PID") == "self":
-    os.environ["LISTEN_PID"] = str(os.getpid())
-os.execv(sys.executable, [sys.executable, "-m", "turboasgi", *sys.argv[2:]])
-"""
-
 
 def activated(
     sock: socket.socket, *options: str, listen_env: Mapping[str, str] | None = None
 ) -> ServerProcess:
-    env = {"LISTEN_FDS": "1", "LISTEN_PID": "self"} if listen_env is None else dict(listen_env)
-    fd = str(sock.fileno())
-    command = [sys.executable, "-c", LAUNCHER, fd, PROBE, *options]
-    return ServerProcess([], command=command, env=env, pass_fds=[sock.fileno()])
+    return socket_activated(sock, [PROBE, *options], ACTIVATED if listen_env is None else listen_env)
 
 
 @pytest.fixture

@@ -64,6 +64,23 @@ impl ConnInfo {
         }
     }
 
+    /// `"127.0.0.1:54321 - "` as uvicorn starts its per-connection lines; empty without a peer
+    /// address (unix sockets).
+    pub fn log_prefix(&self) -> String {
+        match &self.client {
+            Some((host, port)) => format!("{host}:{port} - "),
+            None => String::new(),
+        }
+    }
+
+    pub fn mark_upgraded(&self) {
+        self.upgraded.store(true, Ordering::Release);
+    }
+
+    pub fn is_upgraded(&self) -> bool {
+        self.upgraded.load(Ordering::Acquire)
+    }
+
     pub fn with_tls(mut self, tls: TlsInfo) -> Self {
         self.tls = Some(tls);
         self
@@ -95,23 +112,6 @@ impl ConnInfo {
             Ok(d.into_any())
         })?;
         Ok(Some(built.cast_into::<PyDict>()?.copy()?))
-    }
-
-    /// `"127.0.0.1:54321 - "` as uvicorn starts its per-connection lines; empty without a peer
-    /// address (unix sockets).
-    pub fn log_prefix(&self) -> String {
-        match &self.client {
-            Some((host, port)) => format!("{host}:{port} - "),
-            None => String::new(),
-        }
-    }
-
-    pub fn mark_upgraded(&self) {
-        self.upgraded.store(true, Ordering::Release);
-    }
-
-    pub fn is_upgraded(&self) -> bool {
-        self.upgraded.load(Ordering::Acquire)
     }
 
     pub fn client_tuple<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {

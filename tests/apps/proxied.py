@@ -37,6 +37,10 @@ def seen(conn: Request | WebSocket, route: str) -> dict[str, Any]:
     }
 
 
+async def healthz(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("ok")
+
+
 async def whoami(request: Request) -> JSONResponse:
     return JSONResponse(seen(request, "whoami"))
 
@@ -104,6 +108,7 @@ async def ws_echo(websocket: WebSocket) -> None:
 
 app = Starlette(
     routes=[
+        Route("/healthz", healthz),
         Route("/whoami", whoami, name="whoami"),
         Route("/upload", upload, methods=["POST"]),
         Route("/sse", sse),
