@@ -1591,7 +1591,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     with contextlib.suppress(OSError):
         os.sched_setaffinity(0, {cfg.client_cpu})
     servers = discover_servers(cfg.servers, cfg.builds)
-    servers = discover_servers(cfg.servers)
     if cfg.tls:
         files = make_certificate(Path(tempfile.mkdtemp(prefix="bench-tls-")))
         for server in servers.values():
