@@ -64,12 +64,9 @@ where
     // trickling a request head cannot escape the header-read timeout by being parked and resumed).
     let mut no_park_before_request: Option<(u64, Duration)> = None;
     loop {
-        // Boxed: a parked connection's task then holds none of hyper's state (~2.5 KiB).
-        let mut connection = Box::new(
-            builder
-                .serve_connection(TokioIo::new(io), service)
-                .with_upgrades(),
-        );
+        let mut connection = builder
+            .serve_connection(TokioIo::new(io), service)
+            .with_upgrades();
         let mut closing = false;
         // A connection accepted just before shutdown may have its first request in the socket,
         // unread: it gets a short grace to start that request (then answered with `Connection: close`).
@@ -82,13 +79,13 @@ where
             if stage == ShutdownStage::Graceful && !closing {
                 if conn.has_requests() {
                     closing = true;
-                    std::pin::Pin::new(&mut *connection).graceful_shutdown();
+                    std::pin::Pin::new(&mut connection).graceful_shutdown();
                 } else {
                     let deadline = *first_request_grace
                         .get_or_insert_with(|| Instant::now() + FIRST_REQUEST_GRACE);
                     if Instant::now() >= deadline {
                         closing = true;
-                        std::pin::Pin::new(&mut *connection).graceful_shutdown();
+                        std::pin::Pin::new(&mut connection).graceful_shutdown();
                     }
                 }
             }
@@ -118,7 +115,7 @@ where
             };
             tokio::select! {
                 _ = grace_wait => {}
-                result = &mut *connection => {
+                result = &mut connection => {
                     if let Err(e) = result {
                         if e.is_parse() || e.is_parse_too_large() {
                             service_inbox.log_warning("Invalid HTTP request received.");
@@ -134,7 +131,7 @@ where
                 _ = conn.idle_for(idle_wait), if !closing => {
                     if !may_park {
                         closing = true;
-                        std::pin::Pin::new(&mut *connection).graceful_shutdown();
+                        std::pin::Pin::new(&mut connection).graceful_shutdown();
                     } else if activity.quiet() {
                         // hyper flushed everything it wrote and nothing came in since: it is
                         // waiting for the next request head, and taking it apart loses nothing.
