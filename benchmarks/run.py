@@ -682,7 +682,7 @@ class MemResult:
 
 
 # How long after the flood of idle connections closes the RSS is read again: time for the server to
-# see every close and for a periodic allocator trim (turboasgi's runs every second) to happen.
+# see every close and for a periodic allocator trim (turboasgi checks four times a second) to happen.
 CLOSE_SETTLE_S = 3.0
 
 
