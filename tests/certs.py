@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 _serials = itertools.count(1000)
+OPENSSL = shutil.which("openssl")
 
 
 def available() -> bool:
-    return shutil.which("openssl") is not None
+    return OPENSSL is not None
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -134,3 +135,20 @@ class CA:
         )
         self._sign(csr, cert, ext)
         return Issued(cert, key)
+
+
+@dataclass
+class ServerCerts:
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+    def server_options(self, *extra: str) -> list[str]:
+        return ["--ssl-keyfile", str(self.key_file), "--ssl-certfile", str(self.cert_file), *extra]
+
+
+def make_server_certs(directory: Path) -> ServerCerts:
+    """A CA and an ECDSA P-256 server certificate it signed for localhost and 127.0.0.1."""
+    ca = CA.create(directory, "ca")
+    server = ca.issue("server", "/CN=localhost", server=True)
+    return ServerCerts(ca.cert, server.cert, server.key)

@@ -35,6 +35,8 @@ RUNNING_RE = re.compile(
 
 # Environment variables that would change how the server under test behaves.
 _SCRUBBED_PREFIXES = ("TURBOASGI_", "UVICORN_")
+# ...except the loop count a whole test run may choose (.ci/run runs the suite with 1 and 2 loops)
+_KEPT = ("TURBOASGI_THREADS",)
 _SCRUBBED = ("WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES")
 
 
@@ -61,7 +63,7 @@ def clean_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     full = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(_SCRUBBED_PREFIXES) and key not in _SCRUBBED
+        if (not key.startswith(_SCRUBBED_PREFIXES) or key in _KEPT) and key not in _SCRUBBED
     }
     paths = [PACKAGE_PARENT, str(ROOT), full.get("PYTHONPATH", "")]
     full["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(p for p in paths if p))

@@ -149,7 +149,12 @@ def test_defaults_match_uvicorn() -> None:
         ({"ws_ping_interval": -1.0}, "--ws-ping-interval must be a positive number"),
         ({"ws_ping_timeout": 0.0}, "--ws-ping-timeout must be a positive number"),
         ({"interface": "wsgi"}, "--interface wsgi"),
-        ({"http2": True}, "--http2"),
+        ({"http2": True, "http": "1"}, "--http2 and --http 1 contradict each other"),
+        ({"http": "3"}, "Invalid --http '3'"),
+        ({"h2_max_concurrent_streams": 0}, "--h2-max-concurrent-streams must be between 1 and"),
+        ({"h2_max_frame_size": 1000}, "--h2-max-frame-size must be between 16384 and 16777215, got 1000"),
+        ({"h2_initial_stream_window_size": 2**31}, "--h2-initial-stream-window-size must be between 1 and"),
+        ({"h2_keep_alive_interval": 0.0}, "--h2-keep-alive-interval must be a positive number"),
         ({"reset_contextvars": True}, "--reset-contextvars"),
     ],
 )
@@ -305,11 +310,22 @@ def test_core_config_defaults(fake_core: dict[str, Any]) -> None:
         "ws_per_message_deflate": True,
         "metrics": False,
         "timeout_request_head": None,
+        "timeout_request_body": None,
         "limit_request_line": None,
         "limit_request_fields": None,
         "limit_request_field_size": None,
         "trace_connections": False,
         "tls": None,
+        "http_protocols": "auto",
+        "h2_max_concurrent_streams": 100,
+        "h2_max_header_list_size": 65536,
+        "h2_initial_stream_window_size": 1024 * 1024,
+        "h2_initial_connection_window_size": 1024 * 1024,
+        "h2_max_frame_size": 16384,
+        "h2_keep_alive_interval": None,
+        "h2_keep_alive_timeout": 20.0,
+        "h2_max_pending_accept_reset_streams": 20,
+        "h2_max_local_error_reset_streams": 1024,
     }
 
 
@@ -318,6 +334,15 @@ def test_core_config_trace_connections_follow_the_log_level(fake_core: dict[str,
     assert fake_core["trace_connections"] is True
     Config("a:b", log_config=LOGGING_CONFIG, log_level="debug").core_config()
     assert fake_core["trace_connections"] is False
+
+
+@pytest.mark.parametrize(
+    ("http", "protocols"),
+    [("auto", "auto"), ("h11", "auto"), ("httptools", "auto"), ("zttp", "auto"), ("1", "1"), ("2", "2")],
+)
+def test_http_versions_from_the_http_option(fake_core: dict[str, Any], http: str, protocols: str) -> None:
+    Config("a:b", log_config=None, http=http).core_config()
+    assert fake_core["http_protocols"] == protocols
 
 
 def test_core_config_mapping(fake_core: dict[str, Any]) -> None:

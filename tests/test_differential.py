@@ -624,7 +624,9 @@ def test_same_asgi_message_lines_at_trace_level() -> None:
     outputs = []
     kinds: tuple[ServerKind, ...] = ("uvicorn", "turboasgi")
     for kind in kinds:
-        with running(PROBE, "--log-level", "trace", "--no-access-log", kind=kind) as proc:
+        # uvicorn runs one event loop: so must turboasgi here (each loop numbers its own lifespan)
+        one_loop = ("--threads", "1") if kind == "turboasgi" else ()
+        with running(PROBE, "--log-level", "trace", "--no-access-log", *one_loop, kind=kind) as proc:
             for data in requests:
                 with RawClient(proc.address) as raw:
                     raw.send(data)

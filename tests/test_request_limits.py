@@ -112,3 +112,58 @@ def test_invalid_values_are_usage_errors(option: str) -> None:
     assert server.run_to_exit() == 2
     assert option.split("=")[0] in server.stderr
     server.close()
+
+
+@pytest.fixture(scope="module")
+def body_timeout_server() -> Iterator[ServerProcess]:
+    with running(PROBE, "--timeout-request-body", "0.6") as proc:
+        yield proc
+
+
+def events_of(server: ServerProcess, key: str) -> list[str]:
+    result: list[str] = httpx.get(server.url + "/events", params={"id": key}, timeout=5).json()
+    return result
+
+
+def test_a_body_that_trickles_past_the_timeout_gets_408(body_timeout_server: ServerProcess) -> None:
+    with RawClient(body_timeout_server.address) as client:
+        client.send(request_bytes("POST", "/upload?id=trickle", [("Content-Length", "1000")]))
+        started = time.monotonic()
+        response = None
+        for _ in range(50):  # one byte every 0.1 s: 5 s if nothing stopped it
+            try:
+                client.send(b"x")
+            except OSError:
+                break
+            if not client.nothing_received(0.1):
+                break
+        response = client.read_response()
+        waited = time.monotonic() - started
+        assert response.status == 408
+        assert response.header("connection") == "close"
+        assert client.closed_by_peer(timeout=5)
+    assert 0.5 <= waited < 3
+    # the app was told: its receive() returned http.disconnect
+    assert events_of(body_timeout_server, "trickle")[-1] == "http.disconnect"
+
+
+def test_a_body_sent_in_time_is_read_whole(body_timeout_server: ServerProcess) -> None:
+    with RawClient(body_timeout_server.address) as client:
+        client.send(request_bytes("POST", "/upload?id=in-time", [("Content-Length", "6")]))
+        for piece in (b"ab", b"cd", b"ef"):
+            time.sleep(0.15)  # part of what is tested: pauses that add up to less than the timeout
+            client.send(piece)
+        response = client.read_response()
+    assert (response.status, response.body) == (200, b"6")
+
+
+def test_an_upload_is_not_cut_off_by_the_app_reading_slowly(body_timeout_server: ServerProcess) -> None:
+    # 1 MiB sent at once, read 64 KiB ahead of an app that pauses 0.05 s before each of its 16 or more
+    # reads: over the 0.6 s timeout in all, but that time is the app's, not the client's.
+    data = b"y" * (1024 * 1024)
+    started = time.monotonic()
+    response = httpx.post(
+        body_timeout_server.url + "/upload?id=slow-app&pause=0.05", content=data, timeout=20
+    )
+    assert (response.status_code, response.text) == (200, str(len(data)))
+    assert time.monotonic() - started > 0.6

@@ -3,6 +3,7 @@ HTTP/1.0 keep-alive (ApacheBench -k), when the head goes out, bytes-like bodies.
 
 from __future__ import annotations
 
+import re
 import select
 import shutil
 import socket
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_process import RawClient, ServerProcess, request_bytes, running
+from server_process import RawClient, ServerProcess, poll, request_bytes, running
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -128,3 +129,68 @@ def test_bytes_like_response_bodies(probe: ServerProcess, size: int) -> None:
     response = httpx.get(probe.url + "/bytes-like", params={"size": size}, timeout=5.0)
     assert response.status_code == 200
     assert response.content == b"a" * size * 3 + b"end", "a buffer changed after send() changed the response"
+
+
+# ------------------------------------------------------------------------------ access log (item 3)
+
+
+def access_line(path: str, status: int) -> re.Pattern[str]:
+    return re.compile(rf'127\.0\.0\.1:\d+ - "\w+ {re.escape(path)} HTTP/1\.1" {status}\b')
+
+
+def test_access_line_written_when_the_head_goes_out(probe: ServerProcess) -> None:
+    # an SSE stream that has not sent its first event yet: uvicorn logs it already
+    path = "/late-body?name=log-1"
+    with RawClient(probe.address) as raw:
+        raw.send(request_bytes("GET", path))
+        assert wait_readable(raw.sock, 5.0)
+        probe.wait_for_output(access_line(path, 200), stream="stdout")
+        httpx.get(probe.url + "/signal", params={"name": "log-1"}, timeout=5.0)
+
+
+def test_access_line_reports_the_servers_500(probe: ServerProcess) -> None:
+    assert httpx.get(probe.url + "/raise-before", timeout=5.0).status_code == 500
+    probe.wait_for_output(access_line("/raise-before", 500), stream="stdout")
+
+
+def test_access_line_reports_400_for_a_broken_chunked_body(probe: ServerProcess) -> None:
+    path = "/upload?id=broken-chunk"
+    with RawClient(probe.address) as raw:
+        raw.send(
+            b"POST " + path.encode() + b" HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+        )
+        assert raw.read_response().status == 400
+    probe.wait_for_output(access_line(path, 400), stream="stdout")
+    assert not access_line(path, 500).search(probe.stdout)
+
+
+def test_no_access_line_when_the_client_got_nothing(probe: ServerProcess) -> None:
+    path = "/slow?delay=0.3&id=gone-1"
+    with RawClient(probe.address) as raw:
+        raw.send(request_bytes("GET", path))
+        poll(lambda: "started" in events(probe, "gone-1"), what="the slow request to start")
+    poll(lambda: "finished" in events(probe, "gone-1"), what="the app to try its answer")
+    assert httpx.get(probe.url + "/a/after-gone", timeout=5.0).status_code == 200
+    probe.wait_for_output(access_line("/a/after-gone", 200), stream="stdout")
+    assert path not in probe.stdout, "a response the client never got was logged"
+
+
+def test_access_line_for_503_over_the_concurrency_limit() -> None:
+    # the held request is cut at shutdown after 1 s
+    options = ("--limit-concurrency", "1", "--timeout-graceful-shutdown", "1")
+    with running(PROBE, *options) as proc, RawClient(proc.address) as holder:
+        holder.send(request_bytes("GET", "/expect?name=hold-503"))
+        poll(lambda: events_blocked_on(proc), what="the first request to hold the only slot")
+        assert httpx.get(proc.url + "/a/refused", timeout=5.0).status_code == 503
+        proc.wait_for_output(access_line("/a/refused", 503), stream="stdout")
+        proc.wait_for_output("Exceeded concurrency limit.", stream="stderr")
+
+
+def events_blocked_on(proc: ServerProcess) -> bool:
+    # /events itself is refused while the slot is taken: a 503 there means the holder is running
+    return httpx.get(proc.url + "/events", params={"id": "hold-503"}, timeout=5.0).status_code == 503
+
+
+def events(server: ServerProcess, key: str) -> list[str]:
+    result: list[str] = httpx.get(server.url + "/events", params={"id": key}, timeout=5.0).json()
+    return result

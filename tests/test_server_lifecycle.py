@@ -717,3 +717,39 @@ def test_server_and_config_have_uvicorns_public_attributes() -> None:
     assert ours_server.server_state.total_requests == 0
     assert not ours_server.server_state.connections
     assert ours_server.server_state.tasks == set()
+
+
+@pytest.mark.parametrize("module", ["uvicorn", "turboasgi"])
+def test_failed_startup_raises_system_exit_3_from_serve(module: str) -> None:
+    """As under uvicorn, ``await server.serve()`` raises ``SystemExit(3)`` when lifespan startup fails,
+    so that an embedding program (or test) sees the failure."""
+    import asyncio
+    import importlib
+
+    api = importlib.import_module(module)
+    config = api.Config("tests.apps.raising_lifespan:app", lifespan="on", port=0, log_config=None)
+    with pytest.raises(SystemExit) as info:
+        asyncio.run(api.Server(config).serve())
+    assert info.value.code == 3
+
+
+def test_stop_requested_during_startup_still_shuts_down() -> None:
+    """A signal that arrives while the server starts (here: should_exit set at the end of startup) ends
+    in a full shutdown: the listener is closed and lifespan shutdown runs, as under uvicorn."""
+    import asyncio
+
+    from turboasgi import Config, Server
+
+    ports: list[int] = []
+
+    class StoppedDuringStartup(Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets=sockets)
+            ports.append(self.servers[0].sockets[0].getsockname()[1])
+            self.should_exit = True
+
+    server = StoppedDuringStartup(Config(PROBE, port=0, log_config=None, lifespan="on"))
+    asyncio.run(asyncio.wait_for(server.serve(), 10.0))
+    assert server.started and ports
+    assert server.lifespan.shutdown_event.is_set(), "lifespan shutdown ran"
+    poll(lambda: connection_refused(("127.0.0.1", ports[0])), timeout=5.0, what="the listener to close")

@@ -213,7 +213,7 @@ def test_curl_with_cacert_and_client_cert(server: ServerProcess, certs: Certs) -
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
-def test_openssl_s_client_verifies_and_gets_http11_by_alpn(server: ServerProcess, certs: Certs) -> None:
+def test_openssl_s_client_verifies_and_gets_h2_by_alpn(server: ServerProcess, certs: Certs) -> None:
     host, port = server.address
     result = subprocess.run(
         [
@@ -234,8 +234,8 @@ def test_openssl_s_client_verifies_and_gets_http11_by_alpn(server: ServerProcess
         timeout=20,
     )
     assert "Verify return code: 0 (ok)" in result.stdout, result.stdout + result.stderr
-    # HTTP/2 is not served yet: ALPN must not pick h2
-    assert "ALPN protocol: http/1.1" in result.stdout
+    # the server prefers h2 (tests/test_tls_http2.py covers the fallback and --http)
+    assert "ALPN protocol: h2" in result.stdout
 
 
 def test_websocket_over_wss(server: ServerProcess, certs: Certs) -> None:

@@ -216,6 +216,17 @@ def test_invalid_request_400(server: ServerProcess, data: bytes) -> None:
     assert_invalid_request_response(server, data)
 
 
+def test_http10_keep_alive_client_gets_one_close_on_rejection(server: ServerProcess) -> None:
+    # hyper adds `keep-alive` to an HTTP/1.1 head when the client asked for it: the server's own 400
+    # must announce only the close it does
+    with RawClient(server.address) as raw:
+        raw.send(b"GET * HTTP/1.0\r\nHost: t\r\nConnection: keep-alive\r\n\r\n")
+        response = raw.read_response()
+        assert response.status == 400
+        assert response.all("connection") == ["close"]
+        assert raw.closed_by_peer()
+
+
 def test_invalid_request_logs_warning() -> None:
     with running(PROBE) as proc, RawClient(proc.address) as raw:
         raw.send(b"GET * HTTP/1.1\r\nHost: t\r\n\r\n")
@@ -277,6 +288,17 @@ def test_bare_lf_in_head_is_400(server: ServerProcess, data: bytes) -> None:
             if response.status == 400:
                 break
         assert statuses[-1] == 400 and all(s == 200 for s in statuses[:-1]), statuses
+        assert raw.closed_by_peer()
+
+
+def test_bare_lf_ending_a_head_that_came_in_two_reads_is_400_at_once(server: ServerProcess) -> None:
+    # hyper keeps waiting for the end of a partial head; the rejected one must be answered now, not
+    # when the 30 s head timeout closes the connection.
+    with RawClient(server.address, timeout=5.0) as raw:
+        raw.send(b"GET /echo HTTP/1.1\r\nHost: a\r\nX-Injected")
+        assert raw.nothing_received(0.2)  # the first part is read on its own
+        raw.send(b": 1\r\n\n")
+        assert raw.read_response().status == 400
         assert raw.closed_by_peer()
 
 

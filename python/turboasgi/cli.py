@@ -115,12 +115,28 @@ def _metavar(choices: list[str]) -> str:
     "Lifespan runs once per loop.",
 )
 @click.option(
+    "--access-log-format",
+    type=str,
+    default=None,
+    help="The access line as a template of {fields}: client, method, path, query, http_version, scheme, "
+    "status, bytes, duration_ms, request_id, user_agent, referer (see docs/usage.md). [default: uvicorn's "
+    "line]",
+)
+@click.option(
     "--timeout-request-head",
     type=float,
     default=None,
     help="Seconds a request head may take from its first byte to its end; slower heads are answered "
     "408 Request Timeout and the connection closed. [default: off: a head not complete in 30 s closes "
     "the connection without an answer]",
+)
+@click.option(
+    "--timeout-request-body",
+    type=float,
+    default=None,
+    help="Seconds a request body may keep the server waiting in all (time the app takes to read it is not "
+    "counted); then the app sees http.disconnect and the client gets 408 if no response started. "
+    "[default: off]",
 )
 @click.option(
     "--limit-request-line",
@@ -171,9 +187,85 @@ def _metavar(choices: list[str]) -> str:
     default="auto",
     show_default=True,
     metavar=_metavar(HTTP_CHOICES),
-    help="Accepted for compatibility and ignored (with a warning): the HTTP parser is turboasgi's own.",
+    help="HTTP versions served: auto = HTTP/1.1 and HTTP/2 (h2c with prior knowledge on cleartext, "
+    "ALPN h2 over TLS), 1 or 2 = only that version. uvicorn's h11, httptools and zttp are accepted "
+    "and act as auto, with a warning: the HTTP implementation is turboasgi's own.",
 )
-@click.option("--http2", is_flag=True, default=False, help=f"uvicorn's zttp HTTP/2 switch. {NYS}")
+@click.option(
+    "--http2",
+    is_flag=True,
+    default=False,
+    help="uvicorn's HTTP/2 switch; accepted for compatibility, HTTP/2 is on unless --http 1.",
+)
+@click.option(
+    "--h2-max-concurrent-streams",
+    type=int,
+    default=100,
+    show_default=True,
+    help="HTTP/2 streams a client may have open at once on one connection (RFC 9113 asks for at "
+    "least 100); each open stream is one request and one asyncio task.",
+)
+@click.option(
+    "--h2-max-header-list-size",
+    type=int,
+    default=65536,
+    show_default=True,
+    help="Largest HTTP/2 request header list, in bytes (decoded, as RFC 9113 counts it); the same "
+    "64 KiB as the HTTP/1.1 request head.",
+)
+@click.option(
+    "--h2-initial-stream-window-size",
+    type=int,
+    default=1048576,
+    show_default=True,
+    help="HTTP/2 flow-control window per stream, in bytes: how much of a request body the client may "
+    "send before the app reads it.",
+)
+@click.option(
+    "--h2-initial-connection-window-size",
+    type=int,
+    default=1048576,
+    show_default=True,
+    help="HTTP/2 flow-control window per connection, in bytes: unread request bodies of all its "
+    "streams together.",
+)
+@click.option(
+    "--h2-max-frame-size",
+    type=int,
+    default=16384,
+    show_default=True,
+    help="Largest HTTP/2 frame payload accepted, in bytes (16384 to 16777215).",
+)
+@click.option(
+    "--h2-keep-alive-interval",
+    type=float,
+    default=None,
+    help="Seconds between HTTP/2 PING frames that check the client is alive (default: no pings; "
+    "idle connections are closed after --timeout-keep-alive).",
+)
+@click.option(
+    "--h2-keep-alive-timeout",
+    type=float,
+    default=20.0,
+    show_default=True,
+    help="Seconds to wait for a PING acknowledgement before closing the HTTP/2 connection.",
+)
+@click.option(
+    "--h2-max-pending-accept-reset-streams",
+    type=int,
+    default=20,
+    show_default=True,
+    help="HTTP/2 streams opened and reset by the client before the server got to them; above this "
+    "the connection is closed (rapid reset, CVE-2023-44487).",
+)
+@click.option(
+    "--h2-max-local-error-reset-streams",
+    type=int,
+    default=1024,
+    show_default=True,
+    help="HTTP/2 streams the server had to reset for the client's protocol errors; above this the "
+    "connection is closed.",
+)
 @click.option(
     "--ws",
     type=str,

@@ -24,6 +24,7 @@ from configparser import ConfigParser, RawConfigParser
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
+from turboasgi.access_log import AccessLogFormat
 from turboasgi.importer import ImportFromStringError, import_from_string
 from turboasgi.logging import (
     LOGGING_CONFIG,
@@ -73,7 +74,9 @@ LIFESPAN: dict[str, str] = {
     "off": "turboasgi.lifespan:LifespanOff",
 }
 INTERFACES: list[str] = ["auto", "asgi3", "asgi2", "wsgi"]
-HTTP_CHOICES: list[str] = ["auto", "h11", "httptools"]
+# "auto": HTTP/1.1 and HTTP/2 (h2c with prior knowledge, or ALPN h2 over TLS); "1"/"2": only that
+# version. uvicorn's implementation names select turboasgi's own implementation, like "auto".
+HTTP_CHOICES: list[str] = ["auto", "1", "2", "h11", "httptools", "zttp"]
 WS_CHOICES: list[str] = ["auto", "none", "websockets", "websockets-sansio", "wsproto"]
 LOOP_CHOICES: list[str] = ["none", "auto", "asyncio", "uvloop"]
 # The WebSocket implementation is ours (tokio-tungstenite); uvicorn's implementation names are accepted
@@ -92,6 +95,18 @@ DEFAULT_WS_PING_TIMEOUT = 20.0
 DEFAULT_MAX_HEADER_BYTES = 65536
 # both loopback addresses, as uvicorn (0.30 and later) and gunicorn trust by default
 DEFAULT_FORWARDED_ALLOW_IPS = ["127.0.0.1", "::1"]
+# HTTP/2 defaults; docs/usage.md ("HTTP/2") says why each.
+DEFAULT_H2_MAX_CONCURRENT_STREAMS = 100
+DEFAULT_H2_MAX_HEADER_LIST_SIZE = 65536
+DEFAULT_H2_INITIAL_STREAM_WINDOW_SIZE = 1024 * 1024
+DEFAULT_H2_INITIAL_CONNECTION_WINDOW_SIZE = 1024 * 1024
+DEFAULT_H2_MAX_FRAME_SIZE = 16384
+DEFAULT_H2_KEEP_ALIVE_TIMEOUT = 20.0
+DEFAULT_H2_MAX_PENDING_ACCEPT_RESET_STREAMS = 20
+DEFAULT_H2_MAX_LOCAL_ERROR_RESET_STREAMS = 1024
+H2_MIN_FRAME_SIZE = 1 << 14
+H2_MAX_FRAME_SIZE = (1 << 24) - 1
+H2_MAX_WINDOW_SIZE = (1 << 31) - 1
 
 logger = logging.getLogger("turboasgi.error")
 
@@ -221,9 +236,20 @@ class Config:
         metrics_port: int | None = None,
         metrics_host: str | None = None,
         timeout_request_head: float | None = None,
+        timeout_request_body: float | None = None,
         limit_request_line: int | None = None,
         limit_request_fields: int | None = None,
         limit_request_field_size: int | None = None,
+        access_log_format: str | None = None,
+        h2_max_concurrent_streams: int = DEFAULT_H2_MAX_CONCURRENT_STREAMS,
+        h2_max_header_list_size: int = DEFAULT_H2_MAX_HEADER_LIST_SIZE,
+        h2_initial_stream_window_size: int = DEFAULT_H2_INITIAL_STREAM_WINDOW_SIZE,
+        h2_initial_connection_window_size: int = DEFAULT_H2_INITIAL_CONNECTION_WINDOW_SIZE,
+        h2_max_frame_size: int = DEFAULT_H2_MAX_FRAME_SIZE,
+        h2_keep_alive_interval: float | None = None,
+        h2_keep_alive_timeout: float = DEFAULT_H2_KEEP_ALIVE_TIMEOUT,
+        h2_max_pending_accept_reset_streams: int = DEFAULT_H2_MAX_PENDING_ACCEPT_RESET_STREAMS,
+        h2_max_local_error_reset_streams: int = DEFAULT_H2_MAX_LOCAL_ERROR_RESET_STREAMS,
     ) -> None:
         self.app = app
         self.host = host
@@ -279,9 +305,12 @@ class Config:
         self.metrics_port = metrics_port
         self.metrics_host = metrics_host if metrics_host is not None else host
         self.timeout_request_head = timeout_request_head
+        self.timeout_request_body = timeout_request_body
         self.limit_request_line = limit_request_line
         self.limit_request_fields = limit_request_fields
         self.limit_request_field_size = limit_request_field_size
+        self.access_log_format = access_log_format
+        self.access_format: AccessLogFormat | None = None
 
         try:
             systemd_fd = take_listen_fd()
@@ -291,6 +320,15 @@ class Config:
         self.systemd_socket = systemd_fd is not None and uds is None and fd is None
         if self.systemd_socket:
             self.fd = systemd_fd
+        self.h2_max_concurrent_streams = h2_max_concurrent_streams
+        self.h2_max_header_list_size = h2_max_header_list_size
+        self.h2_initial_stream_window_size = h2_initial_stream_window_size
+        self.h2_initial_connection_window_size = h2_initial_connection_window_size
+        self.h2_max_frame_size = h2_max_frame_size
+        self.h2_keep_alive_interval = h2_keep_alive_interval
+        self.h2_keep_alive_timeout = h2_keep_alive_timeout
+        self.h2_max_pending_accept_reset_streams = h2_max_pending_accept_reset_streams
+        self.h2_max_local_error_reset_streams = h2_max_local_error_reset_streams
 
         self.loaded = False
         self.loaded_app: ASGIApp | None = None
@@ -346,7 +384,7 @@ class Config:
 
     def _log_compatibility_notices(self) -> None:
         """Options kept only so that uvicorn command lines keep working say so, once, at startup."""
-        if self.http != "auto":
+        if self.http not in ("auto", "1", "2"):  # "1"/"2" choose the HTTP versions: not ignored
             name = (
                 self.http if isinstance(self.http, str) else getattr(self.http, "__name__", repr(self.http))
             )
@@ -383,6 +421,11 @@ class Config:
             raise ConfigError(
                 f"--limit-max-requests-jitter must not be negative, got {self.limit_max_requests_jitter}"
             )
+        if self.access_log_format is not None:
+            try:
+                self.access_format = AccessLogFormat(self.access_log_format)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
         if self.timeout_request_head is not None and not self.timeout_request_head > 0:
             raise ConfigError(
                 f"--timeout-request-head must be a positive number, got {self.timeout_request_head}"
@@ -408,8 +451,7 @@ class Config:
             raise _not_supported(
                 "ssl_context_factory (TLS is served by rustls, not an ssl.SSLContext: use the ssl_* options)"
             )
-        if self.http2:
-            raise _not_supported("--http2")
+        self._validate_http()
         if self.reset_contextvars:
             raise _not_supported("--reset-contextvars")
         if not isinstance(self.ws, str) or self.ws not in SUPPORTED_WS:
@@ -429,7 +471,44 @@ class Config:
         if self.limit_concurrency is not None and self.limit_concurrency < 1:
             raise ConfigError(f"--limit-concurrency must be at least 1, got {self.limit_concurrency}")
 
+    def _validate_http(self) -> None:
+        if isinstance(self.http, str) and self.http not in HTTP_CHOICES:
+            raise ConfigError(f"Invalid --http {self.http!r}: expected one of {', '.join(HTTP_CHOICES)}.")
+        if self.http2 and self.http == "1":
+            raise ConfigError("--http2 and --http 1 contradict each other: HTTP/2 would be off.")
+        for option, value, low, high in (
+            ("--h2-max-concurrent-streams", self.h2_max_concurrent_streams, 1, 2**32 - 1),
+            ("--h2-max-header-list-size", self.h2_max_header_list_size, 1024, 2**32 - 1),
+            ("--h2-initial-stream-window-size", self.h2_initial_stream_window_size, 1, H2_MAX_WINDOW_SIZE),
+            (
+                "--h2-initial-connection-window-size",
+                self.h2_initial_connection_window_size,
+                1,
+                H2_MAX_WINDOW_SIZE,
+            ),
+            ("--h2-max-frame-size", self.h2_max_frame_size, H2_MIN_FRAME_SIZE, H2_MAX_FRAME_SIZE),
+            ("--h2-max-pending-accept-reset-streams", self.h2_max_pending_accept_reset_streams, 1, 2**32),
+            ("--h2-max-local-error-reset-streams", self.h2_max_local_error_reset_streams, 1, 2**32),
+        ):
+            if not low <= value <= high:
+                raise ConfigError(f"{option} must be between {low} and {high}, got {value}")
+        for option, seconds in (
+            ("--h2-keep-alive-interval", self.h2_keep_alive_interval),
+            ("--h2-keep-alive-timeout", self.h2_keep_alive_timeout),
+        ):
+            if seconds is not None and not seconds > 0:
+                raise ConfigError(f"{option} must be a positive number of seconds, got {seconds}")
+
     # ----------------------------------------------------------------------------------- properties
+
+    @property
+    def http_protocols(self) -> Literal["auto", "1", "2"]:
+        """The HTTP versions served: ``--http 1`` or ``2`` alone, else both."""
+        if self.http == "1":
+            return "1"
+        if self.http == "2":
+            return "2"
+        return "auto"
 
     @property
     def asgi_version(self) -> Literal["2.0", "3.0"]:
@@ -771,10 +850,21 @@ class Config:
             ws_per_message_deflate=self.ws_per_message_deflate,
             metrics=self.metrics_port is not None,
             timeout_request_head=self.timeout_request_head,
+            timeout_request_body=self.timeout_request_body,
             limit_request_line=self.limit_request_line,
             limit_request_fields=self.limit_request_fields,
             limit_request_field_size=self.limit_request_field_size,
             # decided once: with trace off, connections cost no log work at all
             trace_connections=logger.isEnabledFor(TRACE_LOG_LEVEL),
             tls=self.tls,
+            http_protocols=self.http_protocols,
+            h2_max_concurrent_streams=self.h2_max_concurrent_streams,
+            h2_max_header_list_size=self.h2_max_header_list_size,
+            h2_initial_stream_window_size=self.h2_initial_stream_window_size,
+            h2_initial_connection_window_size=self.h2_initial_connection_window_size,
+            h2_max_frame_size=self.h2_max_frame_size,
+            h2_keep_alive_interval=self.h2_keep_alive_interval,
+            h2_keep_alive_timeout=float(self.h2_keep_alive_timeout),
+            h2_max_pending_accept_reset_streams=self.h2_max_pending_accept_reset_streams,
+            h2_max_local_error_reset_streams=self.h2_max_local_error_reset_streams,
         )

@@ -108,6 +108,10 @@ class ColourizedFormatter(logging.Formatter):
         return style(level_name, fg=colour) if colour else level_name
 
     def formatMessage(self, record: logging.LogRecord) -> str:
+        return super().formatMessage(self.with_level_prefix(record))
+
+    def with_level_prefix(self, record: logging.LogRecord) -> logging.LogRecord:
+        """A copy of ``record`` with ``levelprefix`` (``INFO:     ``, coloured when enabled) set."""
         rec = copy(record)
         level_name = rec.levelname
         padding = " " * max(8 - len(level_name), 0)
@@ -118,7 +122,7 @@ class ColourizedFormatter(logging.Formatter):
                 rec.msg = color_message
                 rec.__dict__["message"] = rec.getMessage()
         rec.__dict__["levelprefix"] = f"{level_name}:{padding}"
-        return super().formatMessage(rec)
+        return rec
 
 
 class DefaultFormatter(ColourizedFormatter):
@@ -126,6 +130,9 @@ class DefaultFormatter(ColourizedFormatter):
 
     def should_use_colors(self) -> bool:
         return sys.stderr.isatty()
+
+
+_PREFORMATTED = logging.PercentStyle("%(levelprefix)s %(message)s")
 
 
 class AccessFormatter(ColourizedFormatter):
@@ -151,6 +158,10 @@ class AccessFormatter(ColourizedFormatter):
     def formatMessage(self, record: logging.LogRecord) -> str:
         rec = copy(record)
         args: Any = rec.args
+        if not args:
+            # A line written by --access-log-format: the operator's template replaces the format's
+            # request fields; the level prefix stays.
+            return _PREFORMATTED.format(self.with_level_prefix(rec))
         client_addr, method, full_path, http_version, status_code = args
         request_line = f"{method} {full_path} HTTP/{http_version}"
         if self.use_colors:
@@ -274,11 +285,16 @@ class ForwardHandler(logging.Handler):
         self.target = target
 
     def emit(self, record: logging.LogRecord) -> None:
+        # What Logger.handle does, by hand: CPython 3.13's recursion guard makes every logger refuse
+        # records while the thread is inside a handler, and this call always is.
         target = logging.getLogger(self.target)
-        if target.isEnabledFor(record.levelno):
-            forwarded = copy(record)
-            forwarded.name = self.target
-            target.handle(forwarded)
+        if target.disabled or record.levelno < target.getEffectiveLevel():
+            return
+        forwarded = copy(record)
+        forwarded.name = self.target
+        filtered = target.filter(forwarded)
+        if filtered:
+            target.callHandlers(filtered if isinstance(filtered, logging.LogRecord) else forwarded)
 
 
 def forward_to_uvicorn() -> None:

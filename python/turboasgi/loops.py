@@ -58,7 +58,7 @@ class LoopRuntime:
     def __init__(self, config: Config, loop: asyncio.AbstractEventLoop, access_log: bool) -> None:
         self.config = config
         self.loop = loop
-        self.http = HttpRunner(config.loaded_app, access_log=access_log)
+        self.http = HttpRunner(config.loaded_app, access_log=access_log, access_format=config.access_format)
         self.websocket = WebSocketRunner(config.loaded_app, access_log=access_log, tasks=self.http.tasks)
         self.lifespan: Any = config.lifespan_class(config)
         self.handle: LoopHandle | None = None
@@ -74,10 +74,13 @@ class LoopRuntime:
     def cancel_tasks_threadsafe(self) -> None:
         """Cancel this loop's request Tasks (the graceful-shutdown timeout passed); callable from any
         thread."""
-        if not self.loop.is_closed():
+        try:
             self.loop.call_soon_threadsafe(self._cancel_tasks)
+        except RuntimeError:
+            pass  # that loop has already stopped: it has no Task left to cancel
 
     def _cancel_tasks(self) -> None:
+        self.http.shutdown_cancelled = True  # the runners then log what each client got
         for task in list(self.tasks):
             task.cancel(msg="timeout graceful shutdown exceeded")
 

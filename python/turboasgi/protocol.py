@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -13,6 +14,7 @@ from turboasgi._core import ClientDisconnected
 
 if TYPE_CHECKING:
     from turboasgi._core import HttpTransport, WebSocketTransport
+    from turboasgi.access_log import AccessLogFormat
 
 logger = logging.getLogger("turboasgi.error")
 access_logger = logging.getLogger("turboasgi.access")
@@ -42,29 +44,40 @@ def _request_line(scope: dict[str, Any]) -> str:
 class HttpRunner:
     """Runs the app for one request and turns whatever goes wrong into the right wire outcome."""
 
-    def __init__(self, app: ASGIApp, *, access_log: bool) -> None:
+    def __init__(
+        self, app: ASGIApp, *, access_log: bool, access_format: AccessLogFormat | None = None
+    ) -> None:
         self.app = app
         self.access_log = access_log
+        self.access_format = access_format
         self.tasks: set[asyncio.Task[None]] = set()
+        # Set when the graceful-shutdown timeout cancels the remaining Tasks of this loop.
+        self.shutdown_cancelled = False
 
     async def __call__(self, scope: dict[str, Any], transport: HttpTransport) -> None:
         task = asyncio.current_task()
         if task is not None:
             self.tasks.add(task)
+        if self.access_log:
+            # Written when the head goes out, with the status the client gets (as uvicorn does):
+            # not at all when the client got nothing.
+            started = time.monotonic() if self.access_format is not None else None
+            transport.on_response(functools.partial(self.log_response, scope, started=started))
         try:
             await self.app(scope, transport.receive, transport.send)
         except ClientDisconnected:
             # spec G7: the client went away; the app merely did not catch our error
             transport.fail()
         except asyncio.CancelledError:
-            # Only the graceful-shutdown timeout cancels request Tasks: say what the client got.
             gone = transport.client_disconnected
-            if transport.fail():
-                logger.error("%s cancelled at shutdown: answered 500.", _request_line(scope))
-            elif not gone:
-                logger.error(
-                    "%s cancelled at shutdown: response cut off, connection closed.", _request_line(scope)
-                )
+            answered_500 = transport.fail()
+            if self.shutdown_cancelled:  # by the graceful-shutdown timeout: say what the client got
+                if answered_500:
+                    logger.error("%s cancelled at shutdown: answered 500.", _request_line(scope))
+                elif not gone:
+                    logger.error(
+                        "%s cancelled at shutdown: response cut off, connection closed.", _request_line(scope)
+                    )
             raise
         except BaseException as exc:
             logger.error("Exception in ASGI application\n", exc_info=exc)
@@ -83,15 +96,23 @@ class HttpRunner:
         finally:
             if task is not None:
                 self.tasks.discard(task)
-            if self.access_log and transport.status is not None:
-                access_logger.info(
-                    '%s - "%s %s HTTP/%s" %d',
-                    _client_addr(scope),
-                    scope["method"],
-                    _path_with_query(scope),
-                    scope["http_version"],
-                    transport.status,
-                )
+
+    def log_response(
+        self, scope: dict[str, Any], status: int, length: int | None = None, *, started: float | None = None
+    ) -> None:
+        """The access line of a response whose head went out (also for the server's own 503s)."""
+        if self.access_format is not None:
+            duration = None if started is None else time.monotonic() - started
+            access_logger.info(self.access_format.render(scope, status, length, duration))
+            return
+        access_logger.info(
+            '%s - "%s %s HTTP/%s" %d',
+            _client_addr(scope),
+            scope["method"],
+            _path_with_query(scope),
+            scope["http_version"],
+            status,
+        )
 
 
 class WebSocketRunner:

@@ -18,6 +18,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from turboasgi._core import ServerCore
+from turboasgi.config import STARTUP_FAILURE
 from turboasgi.logging import has_output, style
 from turboasgi.loops import (
     LoopRuntime,
@@ -155,20 +156,21 @@ class Server:
         logger.info(message, process_id, extra={"color_message": color_message})
 
         await self.startup(sockets=sockets)
-        if self.should_exit:
-            return
-        await self.main_loop()
-        await self.shutdown(sockets=sockets)
-
-        message = "Finished server process [%d]"
-        color_message = "Finished server process [" + style("%d", fg="cyan") + "]"
-        logger.info(message, process_id, extra={"color_message": color_message})
+        if not self.should_exit:
+            await self.main_loop()
+        # A stop asked for during startup still shuts down what started (uvicorn's order).
+        if self.started:
+            await self.shutdown(sockets=sockets)
+            message = "Finished server process [%d]"
+            color_message = "Finished server process [" + style("%d", fg="cyan") + "]"
+            logger.info(message, process_id, extra={"color_message": color_message})
 
     async def startup(self, sockets: Sequence[socket.socket] | None = None) -> None:
+        """Lifespan startup, the core and its loops, the listening sockets. A failed startup raises
+        ``SystemExit(3)``, as uvicorn's does."""
         await self.lifespan.startup()
         if self.lifespan.should_exit:
-            self.should_exit = True
-            return
+            sys.exit(STARTUP_FAILURE)
 
         config = self.config
         assert self.main_runtime is not None
@@ -176,8 +178,8 @@ class Server:
         self.core = core
         self.main_runtime.attach(core)
         if not await self._start_loop_threads(core):
-            self.should_exit = True
-            return
+            self.main_runtime.detach()
+            sys.exit(STARTUP_FAILURE)
 
         try:
             # Metrics first: once the "running on" line is out, everything is being served.

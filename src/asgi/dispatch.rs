@@ -14,6 +14,7 @@ use super::ws::{WebSocketTransport, WsCtx};
 use crate::bridge::inbox::{Event, Inbox};
 use crate::bridge::outbox::{enter_loop, LoopLink, Outbox};
 use crate::errors::ClientDisconnected;
+use crate::state::connection::ConnInfo;
 use crate::state::Shared;
 use crate::sync::lock_or_recover;
 
@@ -23,6 +24,15 @@ pub enum Job {
     Request(Box<RequestCtx>),
     /// A WebSocket handshake: build its scope and start the app's Task.
     WebSocket(Box<WsCtx>),
+    /// A request the network side answered itself (503 over `--limit-concurrency`): its access
+    /// log line.
+    Refused(Box<Refused>),
+}
+
+pub struct Refused {
+    pub parts: http::request::Parts,
+    pub conn: Arc<ConnInfo>,
+    pub status: u16,
 }
 
 /// The inbox of one event loop serving ASGI.
@@ -36,6 +46,8 @@ pub struct LoopEntry {
     link: Arc<LoopLink>,
     state: Py<PyDict>,
     server: Arc<Shared>,
+    /// Whether the handler writes access log lines (`HttpRunner.access_log`).
+    access_log: bool,
     /// Reused between drains so a busy loop does not allocate a queue per wakeup.
     batch: Mutex<VecDeque<Event<Job>>>,
 }
@@ -51,6 +63,10 @@ impl LoopEntry {
         server: Arc<Shared>,
     ) -> PyResult<Arc<Self>> {
         let py = event_loop.py();
+        let access_log = handler
+            .getattr(intern!(py, "access_log"))
+            .and_then(|flag| flag.is_truthy())
+            .unwrap_or(false);
         Ok(Arc::new(LoopEntry {
             inbox,
             handler: handler.unbind(),
@@ -59,6 +75,7 @@ impl LoopEntry {
             link: LoopLink::new(event_loop, outbox)?,
             state: state.unbind(),
             server,
+            access_log,
             batch: Mutex::new(VecDeque::with_capacity(64)),
         }))
     }
@@ -85,6 +102,24 @@ impl LoopEntry {
         );
         let coro = self.handler.bind(py).call1((scope, transport))?;
         self.create_task.bind(py).call1((coro,))?;
+        Ok(())
+    }
+
+    fn log_refused(&self, py: Python<'_>, refused: Refused) -> PyResult<()> {
+        if !self.access_log {
+            return Ok(());
+        }
+        let scope = build_scope(
+            py,
+            ScopeKind::Http,
+            &refused.parts,
+            &refused.conn,
+            &self.server.settings,
+            self.state.bind(py),
+        )?;
+        self.handler
+            .bind(py)
+            .call_method1(intern!(py, "log_response"), (scope, refused.status))?;
         Ok(())
     }
 
@@ -115,6 +150,7 @@ impl LoopEntry {
         match event {
             Event::Job(Job::Request(ctx)) => self.start_request(py, *ctx),
             Event::Job(Job::WebSocket(ctx)) => self.start_websocket(py, *ctx),
+            Event::Job(Job::Refused(refused)) => self.log_refused(py, *refused),
             Event::Wake(shared) => shared.wake_waiters(py),
             Event::Log(level, message) => {
                 self.server

@@ -19,6 +19,7 @@ use super::message::{parse_http_send, HttpSend};
 use crate::bridge::awaitable::{done, resolve_waiters};
 use crate::bridge::inbox::{Notifier, Wakeable};
 use crate::bridge::outbox::{HeadFlush, LoopLink};
+use crate::config::Settings;
 use crate::errors::ClientDisconnected;
 use crate::state::body::{OnWire, RequestGuard, ResponseBody};
 use crate::state::connection::ConnInfo;
@@ -62,6 +63,8 @@ struct RequestState {
     received: u64,
     /// The response is complete and the app's unread body is being read and dropped.
     draining: bool,
+    /// The body failed because `--timeout-request-body` ran out (not because of bad framing).
+    body_timed_out: bool,
 }
 
 /// State shared by the hyper side (body pump, response body, drop guard) and the loop thread.
@@ -108,6 +111,7 @@ impl RequestShared {
                 response_complete: false,
                 received: 0,
                 draining: false,
+                body_timed_out: false,
             }),
             inbox,
             server,
@@ -168,8 +172,18 @@ impl RequestShared {
         lock_or_recover(&self.state)
     }
 
-    pub fn body_failed_now(&self) -> bool {
-        self.lock().body_state == BodyState::Failed
+    /// The server's answer to a request whose body failed: 400 for bad framing, 408 when
+    /// `--timeout-request-body` ran out. None while the body has not failed.
+    pub fn body_failure_response(&self, settings: &Settings) -> Option<Response<ResponseBody>> {
+        let st = self.lock();
+        if st.body_state != BodyState::Failed {
+            return None;
+        }
+        Some(if st.body_timed_out {
+            responses::request_timeout(settings)
+        } else {
+            responses::bad_request(settings)
+        })
     }
 
     pub fn is_disconnected(&self) -> bool {
@@ -277,6 +291,9 @@ fn disconnect_event(py: Python<'_>) -> PyResult<Py<PyAny>> {
 /// Reads the request body into a bounded buffer, a little ahead of the app; once draining, reads
 /// and drops the rest, giving up (the connection then closes) after `idle` without data.
 async fn pump_body(shared: Arc<RequestShared>, mut body: Incoming, idle: std::time::Duration) {
+    // `--timeout-request-body`: what is left of the time the client may keep us waiting for its body
+    // (time the app takes to read is not counted: the pump waits for room before it reads).
+    let mut client_time = shared.server.settings.timeout_request_body;
     loop {
         let draining = loop {
             {
@@ -290,13 +307,26 @@ async fn pump_body(shared: Arc<RequestShared>, mut body: Incoming, idle: std::ti
             }
             shared.space.notified().await;
         };
+        // Errors of hyper's body and a timeout end the body alike: only the kind is kept.
         let frame = if draining {
             match tokio::time::timeout(idle, body.frame()).await {
-                Ok(frame) => frame,
+                Ok(frame) => frame.map(|r| r.map_err(drop)),
                 Err(_) => return,
             }
+        } else if let Some(left) = client_time {
+            let started = tokio::time::Instant::now();
+            match tokio::time::timeout(left, body.frame()).await {
+                Ok(frame) => {
+                    client_time = Some(left.saturating_sub(started.elapsed()));
+                    frame.map(|r| r.map_err(drop))
+                }
+                Err(_) => {
+                    shared.lock().body_timed_out = true;
+                    Some(Err(()))
+                }
+            }
         } else {
-            body.frame().await
+            body.frame().await.map(|r| r.map_err(drop))
         };
         let mut failed = false;
         let wake = {
@@ -361,6 +391,9 @@ struct TransportState {
     respond: Option<oneshot::Sender<Response<ResponseBody>>>,
     phase: Phase,
     status: Option<u16>,
+    /// The status and declared length of a head just handed to the network side, for
+    /// `on_response` once the lock is released.
+    to_report: Option<(u16, Option<u64>)>,
 }
 
 /// What the request says about its response: whether it may have a body, and the connection.
@@ -399,6 +432,8 @@ pub struct HttpTransport {
     state: Mutex<TransportState>,
     link: Arc<LoopLink>,
     request: RequestTraits,
+    /// Called once with the status the client is sent, when its head goes out: the access log.
+    on_response: Mutex<Option<Py<PyAny>>>,
 }
 
 /// Lets the loop's outbox send a head the app has not followed with a body by the end of the loop
@@ -422,9 +457,25 @@ impl HttpTransport {
                 respond: Some(respond),
                 phase: Phase::Idle,
                 status: None,
+                to_report: None,
             }),
             link,
             request,
+            on_response: Mutex::new(None),
+        }
+    }
+
+    /// Tells the `on_response` callable the status of a head that went out. Called with no lock
+    /// held, so the callable may use the transport.
+    fn report(&self, py: Python<'_>) {
+        let Some((status, length)) = self.lock().to_report.take() else {
+            return;
+        };
+        let Some(callback) = lock_or_recover(&self.on_response).take() else {
+            return;
+        };
+        if let Err(err) = callback.call1(py, (status, length)) {
+            err.write_unraisable(py, None);
         }
     }
 
@@ -436,6 +487,11 @@ impl HttpTransport {
     /// Sends the head of a started response as a stream when no body came in the same loop
     /// iteration. Loop thread only.
     fn flush_head(&self, py: Python<'_>) {
+        self.flush_head_locked(py);
+        self.report(py);
+    }
+
+    fn flush_head_locked(&self, py: Python<'_>) {
         let mut st = self.lock();
         let Phase::Started { status, .. } = st.phase else {
             return;
@@ -448,7 +504,9 @@ impl HttpTransport {
         if result.is_err() {
             // The client is gone: the app's next send() reports it.
             st.phase = Phase::Complete;
-            self.shared.lock().response_complete = true;
+            let mut request = self.shared.lock();
+            request.response_complete = true;
+            request.disconnected = true;
         }
     }
 
@@ -587,11 +645,13 @@ impl HttpTransport {
         st: &mut TransportState,
         response: Response<ResponseBody>,
     ) -> PyResult<()> {
+        let reported = (response.status().as_u16(), reported_length(&response));
         let sent = match st.respond.take() {
             Some(tx) => self.link.respond(py, tx, response)?,
             None => false,
         };
         if sent {
+            st.to_report = Some(reported);
             Ok(())
         } else {
             Err(ClientDisconnected::new_err("client disconnected"))
@@ -701,34 +761,26 @@ impl HttpTransport {
     }
 
     fn send(slf: &Bound<'_, Self>, message: Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        slf.get().send_message(slf.py(), message, slf)
+        let this = slf.get();
+        let result = this.send_message(slf.py(), message, slf);
+        this.report(slf.py());
+        result
     }
 
     /// The app raised or returned without completing its response. True when the client gets an
     /// error response instead (nothing was sent yet), false when a response under way is cut off.
     fn fail(&self, py: Python<'_>) -> PyResult<bool> {
-        let mut st = self.lock();
-        match st.phase {
-            Phase::Idle | Phase::Started { .. } => {
-                let settings = &self.shared.server.settings;
-                let response = if self.shared.body_failed_now() {
-                    responses::bad_request(settings)
-                } else {
-                    responses::internal_error(settings)
-                };
-                self.shared.lock().response_complete = true;
-                let _ = self.deliver(py, &mut st, response);
-                st.status = Some(500);
-                self.mark_complete(py, &mut st, false)?;
-                Ok(true)
-            }
-            Phase::Streaming { .. } => self.abort(py, &mut st).map(|()| false),
-            // The head of a bodyless response is out: the client has everything it will get.
-            Phase::Discarding => self.mark_complete(py, &mut st, true).map(|()| false),
-            Phase::Complete => Ok(false),
-        }
+        let result = self.fail_locked(py);
+        self.report(py);
+        result
     }
 
+    /// Registers the callable told the status the client is sent, when the head goes out.
+    fn on_response(&self, callback: Py<PyAny>) {
+        *lock_or_recover(&self.on_response) = Some(callback);
+    }
+
+    /// The status the client was sent, or the app's when nothing went out (yet).
     #[getter]
     fn status(&self) -> Option<u16> {
         self.lock().status
@@ -844,4 +896,38 @@ impl HttpTransport {
             }
         }
     }
+
+    fn fail_locked(&self, py: Python<'_>) -> PyResult<bool> {
+        let mut st = self.lock();
+        match st.phase {
+            Phase::Idle | Phase::Started { .. } => {
+                let settings = &self.shared.server.settings;
+                let failure = self.shared.body_failure_response(settings);
+                let body_failed = failure.is_some();
+                let response = failure.unwrap_or_else(|| responses::internal_error(settings));
+                let status = response.status().as_u16();
+                self.shared.lock().response_complete = true;
+                let delivered = self.deliver(py, &mut st, response).is_ok();
+                st.status = Some(status);
+                if body_failed && !delivered {
+                    // The network side answered the failed body with its own 400 or 408.
+                    st.to_report = Some((status, None));
+                }
+                self.mark_complete(py, &mut st, false)?;
+                Ok(delivered)
+            }
+            Phase::Streaming { .. } => self.abort(py, &mut st).map(|()| false),
+            // The head of a bodyless response is out: the client has everything it will get.
+            Phase::Discarding => self.mark_complete(py, &mut st, true).map(|()| false),
+            Phase::Complete => Ok(false),
+        }
+    }
+}
+
+/// The response's length as its head declares it (or as its one body has it), for the access log.
+fn reported_length(response: &Response<ResponseBody>) -> Option<u64> {
+    declared_length(response.headers())
+        .ok()
+        .flatten()
+        .or_else(|| http_body::Body::size_hint(response.body()).exact())
 }

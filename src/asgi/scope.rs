@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use http::{Method, Version};
+use http::{header, Method, Version};
 use percent_encoding::percent_decode;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -128,6 +128,17 @@ fn proxied<'a>(
     (scheme, Some((Cow::Owned(chosen.0.to_string()), chosen.1)))
 }
 
+fn joined_cookies(headers: &http::HeaderMap) -> Vec<u8> {
+    let mut joined = Vec::new();
+    for value in headers.get_all(header::COOKIE) {
+        if !joined.is_empty() {
+            joined.extend_from_slice(b"; ");
+        }
+        joined.extend_from_slice(value.as_bytes());
+    }
+    joined
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum ScopeKind {
     Http,
@@ -182,7 +193,35 @@ pub fn build_scope<'py>(
     let query = uri.query().unwrap_or("").as_bytes();
 
     let headers = PyList::empty(py);
+    let http2 = parts.version == Version::HTTP_2;
+    if http2 && !parts.headers.contains_key(header::HOST) {
+        // spec H1 / RFC 9113 8.3.1: `:authority` is the request's Host; apps and frameworks look
+        // for `host` in the headers, so it goes in front of them (pseudo-headers never appear).
+        if let Some(authority) = uri.authority() {
+            headers.append(PyTuple::new(
+                py,
+                [
+                    PyBytes::new(py, b"host"),
+                    PyBytes::new(py, authority.as_str().as_bytes()),
+                ],
+            )?)?;
+        }
+    }
+    let mut cookies_joined = false;
     for (name, value) in parts.headers.iter() {
+        if http2 && name == header::COOKIE {
+            // RFC 9113 8.2.3: HTTP/2 clients may split `cookie` into one field per pair; the app
+            // gets the single HTTP/1.1 field, rejoined with "; ".
+            if !cookies_joined {
+                cookies_joined = true;
+                let joined = joined_cookies(&parts.headers);
+                headers.append(PyTuple::new(
+                    py,
+                    [PyBytes::new(py, b"cookie"), PyBytes::new(py, &joined)],
+                )?)?;
+            }
+            continue;
+        }
         let pair = PyTuple::new(
             py,
             [
@@ -237,4 +276,28 @@ pub fn build_scope<'py>(
         scope.set_item(intern!(py, "extensions"), extensions)?;
     }
     Ok(scope)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_host_port;
+
+    #[test]
+    fn forwarded_entries_with_and_without_port() {
+        assert_eq!(split_host_port("203.0.113.7:4444"), ("203.0.113.7", 4444));
+        assert_eq!(split_host_port("203.0.113.7"), ("203.0.113.7", 0));
+        assert_eq!(split_host_port("[2001:db8::7]:4444"), ("2001:db8::7", 4444));
+        assert_eq!(split_host_port("[2001:db8::7]"), ("2001:db8::7", 0));
+        assert_eq!(split_host_port("2001:db8::7"), ("2001:db8::7", 0));
+    }
+
+    #[test]
+    fn malformed_entries_are_kept_whole() {
+        // never a host cut out of a malformed value, which a trust check could then accept
+        assert_eq!(split_host_port("127.0.0.1:x"), ("127.0.0.1:x", 0));
+        assert_eq!(split_host_port("[::1"), ("[::1", 0));
+        assert_eq!(split_host_port("[::1]x"), ("[::1]x", 0));
+        assert_eq!(split_host_port("unknown"), ("unknown", 0));
+        assert_eq!(split_host_port("[::1]:99999"), ("::1", 0));
+    }
 }

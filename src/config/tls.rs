@@ -16,9 +16,6 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::{RootCertStore, ServerConfig, SupportedCipherSuite};
 
-/// Protocols offered through ALPN, most preferred first: the one place to add `h2`.
-pub const ALPN_PROTOCOLS: &[&[u8]] = &[b"http/1.1"];
-
 /// TLS protocol version numbers as they appear on the wire (and in the ASGI `tls` extension).
 pub const TLS12: u16 = 0x0303;
 pub const TLS13: u16 = 0x0304;
@@ -71,6 +68,18 @@ pub struct TlsSettings {
     pub server_config: Arc<ServerConfig>,
     /// PEM of the server's own (leaf) certificate, for the `tls` scope extension.
     pub server_cert_pem: String,
+}
+
+impl TlsSettings {
+    /// The same settings, offering these ALPN protocols (most preferred first).
+    pub fn offering(&self, alpn: Vec<Vec<u8>>) -> Arc<TlsSettings> {
+        let mut server_config = (*self.server_config).clone();
+        server_config.alpn_protocols = alpn;
+        Arc::new(TlsSettings {
+            server_config: Arc::new(server_config),
+            server_cert_pem: self.server_cert_pem.clone(),
+        })
+    }
 }
 
 /// `turboasgi._core.TlsConfig`: built once per process from the `--ssl-*` options.
@@ -251,7 +260,8 @@ impl TlsConfig {
             ),
             other => option_error("--ssl-keyfile", format!("unusable private key ({other})")),
         })?;
-        config.alpn_protocols = ALPN_PROTOCOLS.iter().map(|p| p.to_vec()).collect();
+        // Until `CoreConfig` says which protocols `--http` allows (`TlsSettings::offering`).
+        config.alpn_protocols = vec![crate::config::ALPN_HTTP11.to_vec()];
         Ok(TlsConfig {
             settings: Arc::new(TlsSettings {
                 server_config: Arc::new(config),

@@ -15,18 +15,18 @@ use super::head_timeout::HeadTimeout;
 use super::service::Service;
 use crate::asgi::dispatch::AsgiInbox;
 use crate::state::connection::ConnInfo;
-use crate::state::{ConnectionCount, ShutdownStage};
+use crate::state::ShutdownStage;
 
 /// How long a connection that has not sent its first request yet may still start one once a
 /// graceful shutdown began.
-const FIRST_REQUEST_GRACE: Duration = Duration::from_millis(500);
+pub(super) const FIRST_REQUEST_GRACE: Duration = Duration::from_millis(500);
 
 /// Request header lines accepted (hyper's default is 100; httptools-based servers take more).
 const MAX_HEADERS: usize = 256;
 
 /// Without `--timeout-request-head`, headers that take longer than this to arrive close the
 /// connection (slow-client protection).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// With `--log-level trace`: "<peer> - HTTP connection made" now, "... lost" when dropped (as uvicorn
 /// logs them), unless the connection became a WebSocket, whose own lines take over.
@@ -63,22 +63,16 @@ impl Drop for ConnectionTrace {
     }
 }
 
-/// `count` keeps the connection counted while it is served (taken by the caller, so that a TLS
-/// connection is counted from its handshake on, once).
-pub async fn serve<IO>(
-    io: IO,
-    svc: Arc<Service>,
-    shutdown: watch::Receiver<ShutdownStage>,
-    count: ConnectionCount,
-) where
+pub async fn serve<IO>(io: IO, svc: Arc<Service>, shutdown: watch::Receiver<ShutdownStage>)
+where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     if let Some(timeout) = svc.server.settings.timeout_request_head {
         let io = HeadTimeout::new(io, svc.conn.clone(), svc.server.clone(), timeout);
         // Ours answers 408; hyper's own would only close the socket.
-        return drive(io, svc, shutdown, None, count).await;
+        return drive(io, svc, shutdown, None).await;
     }
-    drive(io, svc, shutdown, Some(HEADER_READ_TIMEOUT), count).await
+    drive(io, svc, shutdown, Some(HEADER_READ_TIMEOUT)).await
 }
 
 async fn drive<IO>(
@@ -86,7 +80,6 @@ async fn drive<IO>(
     svc: Arc<Service>,
     mut shutdown: watch::Receiver<ShutdownStage>,
     header_read_timeout: Option<Duration>,
-    _count: ConnectionCount,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {

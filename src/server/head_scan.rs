@@ -14,6 +14,9 @@ use std::task::{Context, Poll};
 use super::write_through::write_through;
 use tokio::io::{AsyncRead, ReadBuf};
 
+/// What ends a head: fed to hyper after a rejected head so that it answers without more bytes.
+const HEAD_END: &[u8] = b"\r\n\r\n";
+
 /// Bytes kept of each head line: enough for `content-length:` and any length value.
 const LINE_PREFIX: usize = 48;
 
@@ -38,6 +41,9 @@ enum State {
     Body(u64),
     /// No more checks on this connection.
     Off,
+    /// A bare LF was turned into a NUL. hyper may still be waiting for the rest of that head: the
+    /// next read ends it (`\r\n\r\n`), so hyper rejects it at once instead of waiting.
+    Rejected,
 }
 
 struct Scanner {
@@ -74,7 +80,7 @@ impl Scanner {
         let mut at = 0;
         while at < data.len() {
             match self.state {
-                State::Off => return,
+                State::Off | State::Rejected => return,
                 State::Body(rest) => {
                     let take = rest.min((data.len() - at) as u64);
                     at += take as usize;
@@ -84,31 +90,48 @@ impl Scanner {
                         State::Body(rest - take)
                     };
                 }
-                State::Head => match data[at..].iter().position(|&b| b == b'\n') {
-                    None => {
-                        self.extend_line(&data[at..]);
+                State::Head => {
+                    let Some(newline) = find_newline(&data[at..]).map(|offset| at + offset) else {
+                        self.carry(&data[at..]);
+                        return;
+                    };
+                    let cr_before = if newline > at {
+                        data[newline - 1] == b'\r'
+                    } else {
+                        self.last_cr
+                    };
+                    if !cr_before {
+                        data[newline] = 0;
+                        self.state = State::Rejected;
                         return;
                     }
-                    Some(offset) => {
-                        let newline = at + offset;
-                        self.extend_line(&data[at..newline]);
-                        if !self.last_cr {
-                            data[newline] = 0;
-                            self.state = State::Off;
-                            return;
+                    if self.line_len == 0 && !self.line_long && !self.last_cr {
+                        // the whole line is in this read (the common case): no copy
+                        self.end_line(&data[at..newline - 1]);
+                    } else {
+                        self.carry(&data[at..newline]);
+                        let (line, long) = (self.line, self.line_long);
+                        let content = &line[..self.line_len];
+                        if long {
+                            self.end_long_line(content);
+                        } else {
+                            self.end_line(content);
                         }
-                        self.end_line();
-                        at = newline + 1;
                     }
-                },
+                    self.line_len = 0;
+                    self.line_long = false;
+                    self.last_cr = false;
+                    at = newline + 1;
+                }
             }
         }
     }
 
-    fn extend_line(&mut self, bytes: &[u8]) {
+    /// Keeps the start of a line that continues in the next read (its trailing CR aside).
+    fn carry(&mut self, bytes: &[u8]) {
         let Some(&last) = bytes.last() else { return };
         if self.last_cr {
-            // a CR inside a line, not before its LF: keep it as content
+            // a CR inside a line, not before its LF: content
             self.push_line(b"\r");
         }
         let (content, cr) = match last {
@@ -129,27 +152,36 @@ impl Scanner {
         self.line_len += n;
     }
 
-    fn end_line(&mut self) {
-        let empty = self.line_len == 0 && !self.line_long;
-        if empty {
+    /// A complete line, CRLF removed.
+    fn end_line(&mut self, line: &[u8]) {
+        if line.is_empty() {
             if self.in_request {
                 self.end_head();
             } // else: an empty line before the request line, which parsers skip
         } else if !self.in_request {
             self.in_request = true;
-            if self.line.starts_with(b"CONNECT ") {
+            if line.starts_with(b"CONNECT ") {
                 self.stop_after_head = true;
             }
-        } else {
-            self.header_line();
+        } else if matches!(line[0], b'c' | b'C' | b't' | b'T' | b'u' | b'U') {
+            self.header_line(line);
         }
-        self.line_len = 0;
-        self.line_long = false;
-        self.last_cr = false;
     }
 
-    fn header_line(&mut self) {
-        let line = &self.line[..self.line_len];
+    /// A line longer than what was kept of it: only its start is known.
+    fn end_long_line(&mut self, start: &[u8]) {
+        if !self.in_request {
+            self.end_line(start);
+        } else if matches!(start[0], b'c' | b'C' | b't' | b'T' | b'u' | b'U') {
+            // a Content-Length value this long is not one this scan can trust
+            self.header_line(start);
+            if start.len() >= 15 && start[..15].eq_ignore_ascii_case(b"content-length:") {
+                self.stop_after_head = true;
+            }
+        }
+    }
+
+    fn header_line(&mut self, line: &[u8]) {
         let Some(colon) = line.iter().position(|&b| b == b':') else {
             return; // malformed: hyper rejects it
         };
@@ -160,8 +192,8 @@ impl Scanner {
                 .map(str::trim)
                 .and_then(|v| v.parse::<u64>().ok());
             match (value, self.content_length) {
-                (Some(v), None) if !self.line_long => self.content_length = Some(v),
-                (Some(v), Some(seen)) if v == seen && !self.line_long => {}
+                (Some(v), None) => self.content_length = Some(v),
+                (Some(v), Some(seen)) if v == seen => {}
                 _ => self.stop_after_head = true,
             }
         } else if name.eq_ignore_ascii_case(b"transfer-encoding")
@@ -186,6 +218,30 @@ impl Scanner {
     }
 }
 
+/// The first `\n` in `bytes`, eight bytes at a time (a byte-by-byte search cost 1 µs per 450-byte
+/// head; a browser's head is mostly long header values).
+fn find_newline(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    const NEWLINES: u64 = ONES * b'\n' as u64;
+    let mut at = 0;
+    while at + 8 <= bytes.len() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&bytes[at..at + 8]);
+        let x = u64::from_le_bytes(word) ^ NEWLINES;
+        // a zero byte of x is a newline; the lowest flagged byte is always a true one
+        let found = x.wrapping_sub(ONES) & !x & HIGHS;
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    bytes[at..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map(|offset| at + offset)
+}
+
 impl<IO: AsyncRead + Unpin> AsyncRead for HeadScan<IO> {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -193,9 +249,14 @@ impl<IO: AsyncRead + Unpin> AsyncRead for HeadScan<IO> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if this.scanner.state == State::Rejected && buf.remaining() >= HEAD_END.len() {
+            this.scanner.state = State::Off;
+            buf.put_slice(HEAD_END);
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let result = Pin::new(&mut this.io).poll_read(cx, buf);
-        if this.scanner.state != State::Off {
+        if this.scanner.state != State::Off && this.scanner.state != State::Rejected {
             if let Poll::Ready(Ok(())) = result {
                 this.scanner.scan(&mut buf.filled_mut()[before..]);
             }
@@ -275,6 +336,85 @@ mod tests {
             for out in every_split(input) {
                 assert_eq!(out, input);
             }
+        }
+    }
+
+    /// The scan's cost per request head: `cargo test --release --lib head_scan_cost -- --ignored
+    /// --nocapture` (a wrk head of 40 bytes and a browser-like one of about 500).
+    #[test]
+    #[ignore]
+    fn head_scan_cost() {
+        let wrk = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n".to_vec();
+        let mut browser = b"GET /static/app.js?v=3 HTTP/1.1\r\nHost: example.org\r\n".to_vec();
+        for (name, value) in [
+            (
+                "User-Agent",
+                "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+            ),
+            (
+                "Accept",
+                "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+            ),
+            ("Accept-Language", "en-US,en;q=0.5"),
+            ("Accept-Encoding", "gzip, deflate, br, zstd"),
+            (
+                "Cookie",
+                "session=0123456789abcdef0123456789abcdef; theme=dark; consent=yes",
+            ),
+            (
+                "Referer",
+                "https://example.org/some/page/with/a/long/path?and=query",
+            ),
+            ("Connection", "keep-alive"),
+        ] {
+            browser.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+        }
+        browser.extend_from_slice(b"\r\n");
+        for (label, head) in [("wrk", wrk), ("browser", browser)] {
+            let mut buf = head.clone();
+            let mut scanner = Scanner::new();
+            let rounds = 2_000_000;
+            let start = std::time::Instant::now();
+            for _ in 0..rounds {
+                scanner.scan(std::hint::black_box(&mut buf));
+            }
+            let per = start.elapsed().as_nanos() as f64 / rounds as f64;
+            assert_eq!(scanner.state, State::Head);
+            println!("{label} head ({} bytes): {per:.1} ns per head", head.len());
+        }
+    }
+
+    #[test]
+    fn find_newline_matches_a_plain_search() {
+        // bytes around b'\n' and with the high bit set probe the word trick's borrows
+        let alphabet = [b'\n', 0x0b, 0x09, 0x8a, 0x00, 0xff, b'a', 0x0a ^ 0x80];
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for len in 0..64 {
+            for _ in 0..200 {
+                let bytes: Vec<u8> = (0..len)
+                    .map(|_| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        alphabet[(state % alphabet.len() as u64) as usize]
+                    })
+                    .collect();
+                let plain = bytes.iter().position(|&b| b == b'\n');
+                assert_eq!(find_newline(&bytes), plain, "{bytes:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn long_lines_split_anywhere() {
+        let cookie = "c".repeat(300);
+        let input = format!(
+            "GET /{} HTTP/1.1\r\nCookie: {cookie}\r\nContent-Length: 3\r\n\r\na\nbGET / HTTP/1.1\nX: 1\r\n\r\n",
+            "p".repeat(100)
+        );
+        for out in every_split(input.as_bytes()) {
+            assert_eq!(out.iter().filter(|&&b| b == 0).count(), 1);
+            assert_eq!(out[input.find("GET / HTTP/1.1").unwrap_or(0) + 14], 0);
         }
     }
 

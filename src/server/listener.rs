@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, UnixListener};
 
-use super::conn;
 use super::loops::Loops;
+use super::protocol;
 use super::service::Service;
 use super::tls;
 use crate::asgi::dispatch::AsgiInbox;
@@ -75,7 +75,9 @@ where
     });
     let rx = shared.shutdown_receiver();
     let count = shared.connection_opened();
-    shared.runtime.spawn(conn::serve(io, svc, rx, count));
+    shared
+        .runtime
+        .spawn(protocol::serve_connection(io, svc, rx, None, count));
 }
 
 /// Accept errors such as EMFILE are transient: back off briefly instead of spinning.

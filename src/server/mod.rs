@@ -4,10 +4,13 @@
 pub mod conn;
 mod head_scan;
 mod head_timeout;
+pub mod http2;
 pub mod limits;
 pub mod listener;
 pub mod loops;
 pub mod metrics;
+mod preface;
+pub mod protocol;
 pub mod service;
 pub mod tls;
 pub mod validate;

@@ -9,7 +9,7 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use tokio::sync::oneshot;
 
-use crate::asgi::dispatch::{AsgiInbox, Job};
+use crate::asgi::dispatch::{AsgiInbox, Job, Refused};
 use crate::asgi::http::{RequestCtx, RequestShared};
 use crate::bridge::inbox::Event;
 use crate::state::body::{RequestGuard, ResponseBody};
@@ -27,15 +27,34 @@ pub struct Service {
 
 impl Service {
     pub async fn call(&self, req: Request<Incoming>) -> Response<ResponseBody> {
-        if !self.server.settings.metrics {
-            return self.respond(req).await;
+        let http10 = req.version() < http::Version::HTTP_11;
+        let mut response = if self.server.settings.metrics {
+            let started = Instant::now();
+            let response = self.respond(req).await;
+            self.server
+                .metrics
+                .observe(response.status().as_u16(), started.elapsed());
+            response
+        } else {
+            self.respond(req).await
+        };
+        if http10 {
+            // hyper adds `keep-alive` to an HTTP/1.1 head for a client that asked for it, even
+            // after a `close`; an HTTP/1.0 head keeps exactly the option given.
+            *response.version_mut() = http::Version::HTTP_10;
         }
-        let started = Instant::now();
-        let response = self.respond(req).await;
-        self.server
-            .metrics
-            .observe(response.status().as_u16(), started.elapsed());
         response
+    }
+
+    /// 503 over `--limit-concurrency`, logged (warning and access line) on the loop.
+    pub fn refuse_over_limit(&self, parts: http::request::Parts) -> Response<ResponseBody> {
+        self.inbox.log_warning("Exceeded concurrency limit.");
+        self.inbox.push(Event::Job(Job::Refused(Box::new(Refused {
+            parts,
+            conn: self.conn.clone(),
+            status: 503,
+        }))));
+        responses::service_unavailable(&self.server.settings)
     }
 
     async fn respond(&self, req: Request<Incoming>) -> Response<ResponseBody> {
@@ -53,8 +72,7 @@ impl Service {
             return super::websocket::handle_upgrade(req, self).await;
         }
         if !self.server.try_start_request() {
-            self.inbox.log_warning("Exceeded concurrency limit.");
-            return responses::service_unavailable(settings);
+            return self.refuse_over_limit(req.into_parts().0);
         }
         self.conn.request_started();
         let (parts, body) = req.into_parts();
@@ -90,7 +108,9 @@ impl Service {
                 }
                 Err(_) => responses::internal_error(settings),
             },
-            _ = shared.body_failed.notified() => responses::bad_request(settings),
+            _ = shared.body_failed.notified() => shared
+                .body_failure_response(settings)
+                .unwrap_or_else(|| responses::bad_request(settings)),
         }
     }
 }

@@ -9,7 +9,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use super::conn;
+use super::protocol;
 use super::service::Service;
 use crate::asgi::dispatch::AsgiInbox;
 use crate::config::tls::TlsSettings;
@@ -61,6 +61,7 @@ pub async fn handshake_then_serve<IO>(
         _ = shutdown_started(&mut shutdown) => return,
     };
     let session = stream.get_ref().1;
+    let alpn = session.alpn_protocol().map(<[u8]>::to_vec);
     let settled = TlsInfo {
         version: session.protocol_version().map(u16::from).unwrap_or(0),
         cipher_suite: session
@@ -78,5 +79,5 @@ pub async fn handshake_then_serve<IO>(
         inbox,
         server: server.clone(),
     });
-    conn::serve(stream, svc, server.shutdown_receiver(), count).await;
+    protocol::serve_connection(stream, svc, server.shutdown_receiver(), alpn, count).await;
 }

@@ -100,8 +100,7 @@ pub async fn handle_upgrade(
         return responses::invalid_subprotocol(settings);
     }
     if !server.try_start_request() {
-        inbox.log_warning("Exceeded concurrency limit.");
-        return responses::service_unavailable(settings);
+        return svc.refuse_over_limit(req.into_parts().0);
     }
     conn.request_started();
     if settings.trace_connections {

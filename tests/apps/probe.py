@@ -114,10 +114,14 @@ async def echo(scope: Scope, receive: Receive, send: Send, query: dict[str, str]
 
 
 async def upload(scope: Scope, receive: Receive, send: Send, query: dict[str, str]) -> None:
-    """Read the body and record every message type for ``/events?id=``; answer with the byte count."""
+    """Read the body and record every message type for ``/events?id=``; answer with the byte count.
+    ``?pause=S`` waits S seconds before each read (a slow app)."""
     events = EVENTS.setdefault(query.get("id", "upload"), [])
+    pause = float(query.get("pause", 0))
     received = 0
     while True:
+        if pause:
+            await asyncio.sleep(pause)
         message = await receive()
         events.append(message["type"])
         if message["type"] == "http.disconnect":
@@ -170,10 +174,15 @@ async def bytes_like(scope: Scope, receive: Receive, send: Send, query: dict[str
 
 
 async def slow(scope: Scope, receive: Receive, send: Send, query: dict[str, str]) -> None:
-    """Record that the request started (``/events?id=``), then answer after ``delay`` seconds."""
-    EVENTS.setdefault(query.get("id", "slow"), []).append("started")
-    await asyncio.sleep(float(query.get("delay", "1")))
-    await respond(send, b"slow done")
+    """Record that the request started (``/events?id=``), then answer after ``delay`` seconds;
+    ``finished`` is recorded once the answer was attempted (the client may be gone by then)."""
+    key = query.get("id", "slow")
+    EVENTS.setdefault(key, []).append("started")
+    try:
+        await asyncio.sleep(float(query.get("delay", "1")))
+        await respond(send, b"slow done")
+    finally:
+        EVENTS[key].append("finished")
 
 
 async def forever(scope: Scope, receive: Receive, send: Send, query: dict[str, str]) -> None:
