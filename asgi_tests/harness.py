@@ -36,6 +36,8 @@ _UVICORN_STYLE_OPTIONS = {
     "limit_concurrency": "--limit-concurrency {value}",
     "timeout_keep_alive": "--timeout-keep-alive {value}",
     "lifespan_on": "--lifespan on",
+    "ssl_keyfile": "--ssl-keyfile {value}",
+    "ssl_certfile": "--ssl-certfile {value}",
 }
 
 KNOWN_SERVERS: dict[str, ServerKind] = {
@@ -50,9 +52,15 @@ KNOWN_SERVERS: dict[str, ServerKind] = {
         dict(_UVICORN_STYLE_OPTIONS),
     ),
     "granian": ServerKind(
-        "granian", "{python} -m granian --interface asgi --host {host} --port {port} {app}"
+        "granian",
+        "{python} -m granian --interface asgi --host {host} --port {port} {app}",
+        {"ssl_keyfile": "--ssl-keyfile {value}", "ssl_certfile": "--ssl-certificate {value}"},
     ),
-    "hypercorn": ServerKind("hypercorn", "{python} -m hypercorn --bind {host}:{port} {app}"),
+    "hypercorn": ServerKind(
+        "hypercorn",
+        "{python} -m hypercorn --bind {host}:{port} {app}",
+        {"ssl_keyfile": "--keyfile {value}", "ssl_certfile": "--certfile {value}"},
+    ),
     "daphne": ServerKind("daphne", "{python} -m daphne -b {host} -p {port} {app}"),
 }
 

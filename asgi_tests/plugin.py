@@ -17,7 +17,7 @@ from asgi_tests.client import get_json
 from asgi_tests.harness import KNOWN_SERVERS, ServerFailed, ServerKind, ServerProcess
 
 PROBE_APP = "asgi_tests.apps.probe:app"
-GROUPS = ("spec", "http1", "websocket", "lifespan", "compat")
+GROUPS = ("spec", "http1", "http2", "websocket", "lifespan", "compat", "tls")
 # What turboasgi does not do yet, by test name: each is a strict xfail so a fix shows up as XPASS.
 TURBOASGI_KNOWN_GAPS: dict[str, str] = {
     "test_scope_header_order_and_duplicates_kept": "hyper's HeaderMap groups repeated names: interleaved "
@@ -54,9 +54,11 @@ def pytest_configure(config: pytest.Config) -> None:
     descriptions = {
         "spec": "ASGI specification assertions (G*, H*, W*, L*)",
         "http1": "RFC 9112 HTTP/1.1 behaviour on raw sockets",
+        "http2": "HTTP/2 with prior knowledge (h2c): scope, streams, resets, forbidden headers",
         "websocket": "WebSocket (RFC 6455 + ASGI websocket scope)",
         "lifespan": "lifespan protocol",
         "compat": "uvicorn-observable behaviour the spec leaves open",
+        "tls": "HTTPS/WSS scope and TLS-port robustness (servers with a known TLS option)",
     }
     for name, text in descriptions.items():
         config.addinivalue_line("markers", f"{name}: {text}")

@@ -578,3 +578,86 @@ def test_tls_handshake_on_plain_port(server: ServerProcess) -> None:
         if response is not None:
             assert 400 <= response.status < 500
         assert client.is_closed()
+
+
+# ------------------------------------------------------------------------------------ HEAD and lengths
+
+
+@pytest.mark.parametrize("mode", ["empty", "full", "stream"])
+def test_head_keeps_declared_length_without_body(server: ServerProcess, mode: str) -> None:
+    # RFC 9110 9.3.2 / 8.6: a HEAD response may carry the Content-Length a GET would have, and no
+    # body. Starlette's FileResponse/StaticFiles declare the length and send an empty body for HEAD.
+    with RawClient(server.host, server.port) as client:
+        response = client.request("HEAD", f"/head-length/{mode}")
+        assert response.status == 200, response
+        assert response.header_list("content-length") == [b"11"]
+        assert response.header("transfer-encoding") is None
+        # no body bytes: the next response on the connection starts right away
+        following = client.request("GET", f"/head-length/{mode}")
+        assert (following.status, following.body) == (200, b"hello world")
+
+
+@pytest.mark.parametrize("status", [204, 304])
+def test_bodyless_status_with_declared_length(server: ServerProcess, status: int) -> None:
+    # RFC 9110 15.3.5 / 15.4.5: 204 and 304 never have a body, whatever the app sends
+    with RawClient(server.host, server.port) as client:
+        response = client.request("GET", f"/head-length/full/{status}")
+        assert response.status == status
+        assert client.request("GET", "/head").body == b"hello world", "body bytes leaked into the stream"
+
+
+# ------------------------------------------------------------------------------------ HTTP/1.0 keep-alive
+
+
+def test_http10_keep_alive_honoured(server: ServerProcess) -> None:
+    # RFC 9112 9.3 / RFC 2068 19.7.1: an HTTP/1.0 client asks with `Connection: keep-alive`; a server
+    # that keeps the connection says so, once, and the response has a length (ApacheBench -k relies on it).
+    request = b"GET /head HTTP/1.0\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n"
+    with RawClient(server.host, server.port) as client:
+        for _ in range(3):
+            client.send(request)
+            response = client.read_response()
+            assert (response.status, response.body) == (200, b"hello world")
+            tokens = b",".join(response.header_list("connection")).replace(b" ", b"").lower().split(b",")
+            assert tokens in ([b"keep-alive"], [b"close"]), f"contradicting connection options {tokens}"
+            if tokens == [b"close"]:
+                assert client.is_closed()
+                return
+            assert not client.is_closed(timeout=0.2), "announced keep-alive, then closed"
+
+
+def test_http10_keep_alive_without_length_closes(server: ServerProcess) -> None:
+    # A streamed HTTP/1.0 response has no chunked framing: its end is the close, so keep-alive is off.
+    request = b"GET /stream?n=3&size=4 HTTP/1.0\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n"
+    with RawClient(server.host, server.port) as client:
+        client.send(request)
+        response = client.read_response()
+        assert response.status == 200
+        if response.header("content-length") is None:
+            assert response.body == b"000011112222"
+            assert b"keep-alive" not in b",".join(response.header_list("connection")).lower()
+        assert client.is_closed() or response.header("content-length") is not None
+
+
+# ------------------------------------------------------------------------------------ unread request bodies
+
+
+def test_unread_large_body_announces_close(server: ServerProcess) -> None:
+    # RFC 9112 9.6: a server that closes after the response (the rest of a 4 MiB body is not worth
+    # reading) should say so with `Connection: close`.
+    with RawClient(server.host, server.port) as client:
+        client.send(
+            build_request("POST", "/ignore-body", {"Content-Length": str(4 * 1024 * 1024)}) + b"x" * 1000
+        )
+        response = client.read_response()
+        assert (response.status, response.body) == (200, b"ignored")
+        if client.is_closed(timeout=1.0):
+            assert response.header("connection") == b"close", "closed after the response without saying so"
+
+
+def test_unread_small_body_keeps_connection(server: ServerProcess) -> None:
+    with RawClient(server.host, server.port) as client:
+        response = client.request("POST", "/ignore-body", body=b"x" * 20_000)
+        assert (response.status, response.body) == (200, b"ignored")
+        if response.header("connection") != b"close":
+            assert client.request("GET", "/head").body == b"hello world"

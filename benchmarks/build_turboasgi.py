@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -78,6 +79,11 @@ def main(argv: list[str] | None = None) -> int:
         tar_path.write_bytes(archive.stdout)
         with tarfile.open(tar_path) as tar:
             tar.extractall(src, filter="data")
+        # git archive dates files at the commit: cargo's fingerprint (shared through --target-dir, and
+        # not keyed by the source path) would call an older commit's files fresh and ship the last
+        # build. Dated now, they are always rebuilt.
+        for path in src.rglob("*"):
+            os.utime(path, None)
         print(f"building {short} ({subject[:60]}) in release mode: this takes minutes", file=sys.stderr)
         build = [sys.executable, "-m", "maturin", "build", "--release", "--interpreter", sys.executable]
         build += ["--out", str(wheels), "--target-dir", str(args.target_dir.resolve())]

@@ -26,6 +26,7 @@ import shlex
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -211,6 +212,7 @@ class Server:
     # the installed one ("" = the installed one).
     pythonpath: str = ""
     build: str = ""  # which build of turboasgi this is (commit, where it was imported from)
+    tls: tuple[str, str] | None = None  # (certificate, key) files: serve HTTPS (run.py --tls)
 
     def argv(self, workload: Workload, port: int, *, idle_conns: int = 0) -> list[str]:
         """The server's command line; ``idle_conns`` > 0 adapts it to hold that many idle connections."""
@@ -222,12 +224,16 @@ class Server:
             cmd += ["--no-access-log", "--log-level", "warning"]
             if idle_conns:
                 cmd += ["--timeout-keep-alive", "3600"]
+            if self.tls:
+                cmd += ["--ssl-certfile", self.tls[0], "--ssl-keyfile", self.tls[1]]
             return cmd
         if self.name == "uvicorn":
             cmd = [py, "-m", "uvicorn", workload.app, "--host", HOST, "--port", str(port)]
             cmd += ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
             if idle_conns:
                 cmd += ["--timeout-keep-alive", "3600"]
+            if self.tls:
+                cmd += ["--ssl-certfile", self.tls[0], "--ssl-keyfile", self.tls[1]]
             return cmd
         if self.name == "granian":
             cmd = [py, "-m", "granian", "--interface", "asgi", "--workers", "1", "--runtime-threads", "1"]
@@ -237,11 +243,14 @@ class Server:
                 # = 1024), idle keep-alive ones included: raise it, or connections beyond it stall.
                 cmd += ["--backlog", "4096", "--backpressure", str(idle_conns + 64)]
                 cmd += ["--http1-header-read-timeout", "60000"]
+            if self.tls:
+                cmd += ["--ssl-certificate", self.tls[0], "--ssl-keyfile", self.tls[1]]
             return cmd + [workload.app]
         raise ValueError(self.name)
 
     def serves(self, workload: Workload) -> bool:
-        return self.name != "ceiling" or workload.ceiling
+        # the bare hyper ceiling speaks plain HTTP only
+        return self.name != "ceiling" or (workload.ceiling and self.tls is None)
 
 
 def dist_version(name: str) -> str | None:
@@ -459,7 +468,7 @@ def running(
     try:
         err = wait_for_port(proc, port, cfg.start_timeout)
         if err is None:
-            err = check_response(workload, port)
+            err = check_response(workload, port, tls=server.tls is not None)
         if err is not None:
             out = tail(log_path)
             yield f"failed to start: {err}" + (f"\n{out}" if out else "")
@@ -479,9 +488,34 @@ def display_command(cfg: Config, server: Server, workload: Workload, *, idle_con
     return shlex.join(argv)
 
 
-def check_response(workload: Workload, port: int) -> str | None:
+def client_tls_context() -> ssl.SSLContext:
+    """The benchmark's own self-signed certificate is not verified: the load is what is measured."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def make_certificate(directory: Path) -> tuple[str, str]:
+    """A self-signed ECDSA P-256 certificate for 127.0.0.1 (what a typical deployment's key is)."""
+    cert, key = directory / "bench-cert.pem", directory / "bench-key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+        + ["-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost"]
+        + ["-addext", f"subjectAltName=IP:{HOST},DNS:localhost"],
+        check=True,
+        capture_output=True,
+    )
+    return str(cert), str(key)
+
+
+def check_response(workload: Workload, port: int, *, tls: bool = False) -> str | None:
     """One request, checked (status 2xx, body size where known), before any load is put on a server."""
-    conn = http.client.HTTPConnection(HOST, port, timeout=10)
+    conn: http.client.HTTPConnection = (
+        http.client.HTTPSConnection(HOST, port, timeout=10, context=client_tls_context())
+        if tls
+        else http.client.HTTPConnection(HOST, port, timeout=10)
+    )
     try:
         headers = dict(workload.headers)
         conn.request(workload.method, workload.target, body=workload.body or None, headers=headers)
@@ -587,7 +621,8 @@ def wrk_argv(
     argv += ["--timeout", f"{cfg.wrk_timeout:g}s"]
     if script is not None:
         argv += ["-s", str(script)]
-    return argv + [f"http://{HOST}:{port}{workload.target}"]
+    scheme = "https" if cfg.tls else "http"
+    return argv + [f"{scheme}://{HOST}:{port}{workload.target}"]
 
 
 def run_wrk(argv: list[str], duration: float) -> tuple[str, str | None, float]:
@@ -680,6 +715,7 @@ async def _open_idle_conns(
     request: RequestFor = _get_request,
     read_status: ReadStatus = _read_response,
     expect: int = 200,
+    tls: ssl.SSLContext | None = None,
 ) -> tuple[list[Conn], list[str]]:
     """Open ``count`` connections, ``parallel`` at a time, each sending one request and reading the answer.
 
@@ -692,7 +728,7 @@ async def _open_idle_conns(
     async def one() -> None:
         async with sem:
             try:
-                reader, writer = await asyncio.wait_for(asyncio.open_connection(HOST, port), 10)
+                reader, writer = await asyncio.wait_for(asyncio.open_connection(HOST, port, ssl=tls), 10)
                 conns.append((reader, writer))
                 writer.write(request(port))
                 status = await asyncio.wait_for(read_status(reader), 10)
@@ -733,7 +769,13 @@ def measure_memory(
         try:
             conns, errors = loop.run_until_complete(
                 _open_idle_conns(
-                    run.port, cfg.memory_conns, 200, request=request, read_status=read_status, expect=expect
+                    run.port,
+                    cfg.memory_conns,
+                    200,
+                    request=request,
+                    read_status=read_status,
+                    expect=expect,
+                    tls=client_tls_context() if server.tls else None,
                 )
             )
             result.failed = len(errors)
@@ -785,6 +827,7 @@ class Config:
     allow_dirty: bool = False
     # A turboasgi server name -> the directory holding its build (--turboasgi-path, --baseline).
     builds: dict[str, str] = field(default_factory=dict)
+    tls: bool = False  # every server serves HTTPS with one self-signed ECDSA P-256 certificate
 
 
 @dataclass
@@ -1037,6 +1080,14 @@ def environment(cfg: Config, servers: dict[str, Server], results: Results) -> li
             for s in servers.values()
             if s.build
         ],
+        *(
+            [
+                "- **HTTPS**: every server serves TLS with one self-signed ECDSA P-256 certificate; wrk's "
+                "OpenSSL client, TLS 1.3"
+            ]
+            if cfg.tls
+            else []
+        ),
         *warnings,
         f"- Load: wrk -t1, {cfg.duration:g} s per run ({cfg.warmup:g} s warm-up after each server start), "
         f"concurrency {', '.join(map(str, cfg.concurrency))}; {cfg.rounds} round(s), servers interleaved "
@@ -1464,6 +1515,12 @@ def parse_args(argv: Sequence[str]) -> tuple[Config, bool]:
         action="store_true",
         help="update docs/benchmarks.md even when the tree has uncommitted changes (the report names them)",
     )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve and load over HTTPS (a self-signed ECDSA P-256 certificate made with openssl; "
+        "no ceiling); the memory measurement then holds TLS connections",
+    )
     args = parser.parse_args(argv)
 
     if args.workloads is None:
@@ -1509,6 +1566,7 @@ def parse_args(argv: Sequence[str]) -> tuple[Config, bool]:
         tag=args.tag,
         allow_dirty=args.allow_dirty,
         builds=builds,
+        tls=args.tls,
     )
     if cfg.duration <= 0 or cfg.rounds < 1:
         parser.error("--duration must be > 0 and --rounds >= 1")
@@ -1533,6 +1591,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     with contextlib.suppress(OSError):
         os.sched_setaffinity(0, {cfg.client_cpu})
     servers = discover_servers(cfg.servers, cfg.builds)
+    if cfg.tls:
+        files = make_certificate(Path(tempfile.mkdtemp(prefix="bench-tls-")))
+        for server in servers.values():
+            server.tls = files
     try:
         results = execute(cfg, servers, quick)
     except KeyboardInterrupt:

@@ -66,6 +66,16 @@ WORKLOADS: tuple[Workload, ...] = (
         response_size=13,
     ),
     Workload(
+        name="hello-close",
+        app="hello:app",
+        description="raw ASGI hello world, one request per connection (`Connection: close`): with --tls, "
+        "the rate of new handshakes",
+        headers=(("Connection", "close"),),
+        ceiling=True,
+        default=False,
+        response_size=13,
+    ),
+    Workload(
         name="starlette-json",
         app="starlette_json:app",
         description="Starlette route returning a small JSON document",

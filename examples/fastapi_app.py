@@ -1,8 +1,9 @@
 """A FastAPI application exercising the common features: ``turboasgi examples.fastapi_app:app``.
 
 Routes: path and query parameters, a pydantic-validated JSON body (invalid bodies get FastAPI's 422),
-StreamingResponse, FileResponse, BackgroundTasks, lifespan state used by a route, HTTPException,
-response headers and several cookies (one ``set-cookie`` header each).
+StreamingResponse, a server-sent events stream, FileResponse, a StaticFiles mount, BackgroundTasks,
+lifespan state used by a route, HTTPException, response headers and several cookies (one
+``set-cookie`` header each).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from fastapi import BackgroundTasks, FastAPI, HTTPException, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 ITEMS: dict[int, dict[str, Any]] = {}
@@ -33,7 +35,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         workdir.cleanup()
 
 
+STATIC = Path(__file__).resolve().parent / "static"
+
 app = FastAPI(title="turboasgi example", lifespan=lifespan)
+app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
 
 class Item(BaseModel):
@@ -74,6 +79,25 @@ async def stream(count: int = 5) -> StreamingResponse:
             await asyncio.sleep(0)
 
     return StreamingResponse(generate(), media_type="text/plain")
+
+
+@app.get("/events")
+async def events(count: int = 3) -> StreamingResponse:
+    """Server-sent events: ``count`` events, each after a short wait (as a live feed would)."""
+
+    async def generate() -> AsyncIterator[str]:
+        for i in range(count):
+            await asyncio.sleep(0.01)
+            yield f'id: {i}\nevent: tick\ndata: {{"n": {i}}}\n\n'
+
+    return StreamingResponse(
+        generate(), media_type="text/event-stream", headers={"cache-control": "no-cache"}
+    )
+
+
+@app.get("/file")
+async def file() -> FileResponse:
+    return FileResponse(STATIC / "hello.txt", media_type="text/plain")
 
 
 @app.get("/download")

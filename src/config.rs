@@ -1,6 +1,9 @@
 //! Settings of the network side, handed over once from Python's `Config`.
 
+pub mod tls;
+
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -93,7 +96,76 @@ pub struct Settings {
     pub ws_ping_interval: Option<Duration>,
     pub ws_ping_timeout: Option<Duration>,
     pub ws_per_message_deflate: bool,
+    /// `--metrics-port` is set: count what the Prometheus endpoint reports.
+    pub metrics: bool,
+    /// `--timeout-request-head`: 408 for a head not complete this long after its first byte.
+    pub timeout_request_head: Option<Duration>,
+    /// `--timeout-request-body`: how long in all a request body may keep the server waiting.
+    pub timeout_request_body: Option<Duration>,
+    /// `--limit-request-line`: longest request line (method, target, version) in bytes.
+    pub limit_request_line: Option<usize>,
+    /// `--limit-request-fields`: most header fields in a request head.
+    pub limit_request_fields: Option<usize>,
+    /// `--limit-request-field-size`: longest header field (`name: value`) in bytes.
+    pub limit_request_field_size: Option<usize>,
+    /// `--log-level trace`: connection made/lost lines go to the loop's logger (off: no cost).
+    pub trace_connections: bool,
+    /// Set when the listeners speak TLS (`--ssl-certfile`).
+    pub tls: Option<Arc<tls::TlsSettings>>,
+    pub http_protocols: HttpProtocols,
+    pub h2: Http2Limits,
 }
+
+/// Which HTTP versions a connection may speak (`--http`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpProtocols {
+    /// HTTP/1.1, and HTTP/2 when the client starts with its preface (or negotiates `h2` by ALPN).
+    Auto,
+    Http1Only,
+    Http2Only,
+}
+
+pub const ALPN_H2: &[u8] = b"h2";
+pub const ALPN_HTTP11: &[u8] = b"http/1.1";
+
+impl HttpProtocols {
+    /// The ALPN protocols a TLS listener offers, in the server's order of preference.
+    pub fn alpn(self) -> Vec<Vec<u8>> {
+        match self {
+            HttpProtocols::Auto => vec![ALPN_H2.to_vec(), ALPN_HTTP11.to_vec()],
+            HttpProtocols::Http1Only => vec![ALPN_HTTP11.to_vec()],
+            HttpProtocols::Http2Only => vec![ALPN_H2.to_vec()],
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<HttpProtocols> {
+        match text {
+            "auto" => Some(HttpProtocols::Auto),
+            "1" => Some(HttpProtocols::Http1Only),
+            "2" => Some(HttpProtocols::Http2Only),
+            _ => None,
+        }
+    }
+}
+
+/// The HTTP/2 settings and limits (`--h2-*`); see docs/usage.md for why each default.
+#[derive(Clone, Debug)]
+pub struct Http2Limits {
+    pub max_concurrent_streams: u32,
+    pub max_header_list_size: u32,
+    pub initial_stream_window_size: u32,
+    pub initial_connection_window_size: u32,
+    pub max_frame_size: u32,
+    pub keep_alive_interval: Option<Duration>,
+    pub keep_alive_timeout: Duration,
+    pub max_pending_accept_reset_streams: usize,
+    pub max_local_error_reset_streams: usize,
+}
+
+/// RFC 9113 6.5.2: a frame size outside 2^14..2^24-1 and a window above 2^31-1 are protocol errors.
+const MIN_FRAME_SIZE: u32 = 1 << 14;
+const MAX_FRAME_SIZE: u32 = (1 << 24) - 1;
+const MAX_WINDOW_SIZE: u32 = (1 << 31) - 1;
 
 impl Settings {
     pub fn is_trusted(&self, ip: Option<&IpAddr>) -> bool {
@@ -104,6 +176,47 @@ impl Settings {
                 .iter()
                 .any(|t| matches!(t, TrustedProxy::Any | TrustedProxy::UnixSocket)),
         }
+    }
+}
+
+impl Http2Limits {
+    /// The values the protocol itself cannot carry or that would make every connection fail.
+    fn check(&self) -> Result<(), String> {
+        if self.max_concurrent_streams == 0 {
+            return Err("h2_max_concurrent_streams must be at least 1".into());
+        }
+        if !(MIN_FRAME_SIZE..=MAX_FRAME_SIZE).contains(&self.max_frame_size) {
+            return Err(format!(
+                "h2_max_frame_size must be between {MIN_FRAME_SIZE} and {MAX_FRAME_SIZE}, got {}",
+                self.max_frame_size
+            ));
+        }
+        for (name, value) in [
+            (
+                "h2_initial_stream_window_size",
+                self.initial_stream_window_size,
+            ),
+            (
+                "h2_initial_connection_window_size",
+                self.initial_connection_window_size,
+            ),
+        ] {
+            if value == 0 || value > MAX_WINDOW_SIZE {
+                return Err(format!(
+                    "{name} must be between 1 and {MAX_WINDOW_SIZE}, got {value}"
+                ));
+            }
+        }
+        if self.max_header_list_size < 1024 {
+            return Err(format!(
+                "h2_max_header_list_size must be at least 1024, got {}",
+                self.max_header_list_size
+            ));
+        }
+        if self.max_pending_accept_reset_streams == 0 || self.max_local_error_reset_streams == 0 {
+            return Err("h2 reset-stream limits must be at least 1".into());
+        }
+        Ok(())
     }
 }
 
@@ -120,7 +233,13 @@ impl CoreConfig {
         proxy_headers = true, forwarded_allow_ips = vec!["127.0.0.1".to_string()],
         max_header_bytes = 65536, tokio_threads = 1, ws_enabled = true,
         ws_max_size = 16 * 1024 * 1024, ws_ping_interval = Some(20.0), ws_ping_timeout = Some(20.0),
-        ws_per_message_deflate = true))]
+        ws_per_message_deflate = true, metrics = false, timeout_request_head = None, timeout_request_body = None,
+        limit_request_line = None, limit_request_fields = None, limit_request_field_size = None,
+        trace_connections = false, tls = None, http_protocols = "auto".to_string(),
+        h2_max_concurrent_streams = 100, h2_max_header_list_size = 65536,
+        h2_initial_stream_window_size = 1024 * 1024, h2_initial_connection_window_size = 1024 * 1024,
+        h2_max_frame_size = 16384, h2_keep_alive_interval = None, h2_keep_alive_timeout = 20.0,
+        h2_max_pending_accept_reset_streams = 20, h2_max_local_error_reset_streams = 1024))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         root_path: String,
@@ -138,6 +257,24 @@ impl CoreConfig {
         ws_ping_interval: Option<f64>,
         ws_ping_timeout: Option<f64>,
         ws_per_message_deflate: bool,
+        metrics: bool,
+        timeout_request_head: Option<f64>,
+        timeout_request_body: Option<f64>,
+        limit_request_line: Option<usize>,
+        limit_request_fields: Option<usize>,
+        limit_request_field_size: Option<usize>,
+        trace_connections: bool,
+        tls: Option<PyRef<'_, tls::TlsConfig>>,
+        http_protocols: String,
+        h2_max_concurrent_streams: u32,
+        h2_max_header_list_size: u32,
+        h2_initial_stream_window_size: u32,
+        h2_initial_connection_window_size: u32,
+        h2_max_frame_size: u32,
+        h2_keep_alive_interval: Option<f64>,
+        h2_keep_alive_timeout: f64,
+        h2_max_pending_accept_reset_streams: usize,
+        h2_max_local_error_reset_streams: usize,
     ) -> PyResult<Self> {
         let seconds = |name: &str, v: Option<f64>| -> PyResult<Option<Duration>> {
             match v {
@@ -150,6 +287,37 @@ impl CoreConfig {
         };
         let ws_ping_interval = seconds("ws_ping_interval", ws_ping_interval)?;
         let ws_ping_timeout = seconds("ws_ping_timeout", ws_ping_timeout)?;
+        let timeout_request_head = seconds("timeout_request_head", timeout_request_head)?;
+        let timeout_request_body = seconds("timeout_request_body", timeout_request_body)?;
+        for (name, limit) in [
+            ("limit_request_line", limit_request_line),
+            ("limit_request_fields", limit_request_fields),
+            ("limit_request_field_size", limit_request_field_size),
+        ] {
+            if limit == Some(0) {
+                return Err(PyValueError::new_err(format!(
+                    "{name} must be at least 1 (None for no limit)"
+                )));
+            }
+        }
+        let http_protocols = HttpProtocols::parse(&http_protocols).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "http_protocols must be 'auto', '1' or '2', got {http_protocols:?}"
+            ))
+        })?;
+        let h2 = Http2Limits {
+            max_concurrent_streams: h2_max_concurrent_streams,
+            max_header_list_size: h2_max_header_list_size,
+            initial_stream_window_size: h2_initial_stream_window_size,
+            initial_connection_window_size: h2_initial_connection_window_size,
+            max_frame_size: h2_max_frame_size,
+            keep_alive_interval: seconds("h2_keep_alive_interval", h2_keep_alive_interval)?,
+            keep_alive_timeout: seconds("h2_keep_alive_timeout", Some(h2_keep_alive_timeout))?
+                .unwrap_or(Duration::from_secs(20)),
+            max_pending_accept_reset_streams: h2_max_pending_accept_reset_streams,
+            max_local_error_reset_streams: h2_max_local_error_reset_streams,
+        };
+        h2.check().map_err(PyValueError::new_err)?;
         let mut headers = Vec::with_capacity(default_headers.len());
         for (name, value) in default_headers {
             let n = HeaderName::from_bytes(&name).map_err(|_| {
@@ -207,6 +375,16 @@ impl CoreConfig {
                 ws_ping_interval,
                 ws_ping_timeout,
                 ws_per_message_deflate,
+                metrics,
+                timeout_request_head,
+                timeout_request_body,
+                limit_request_line,
+                limit_request_fields,
+                limit_request_field_size,
+                trace_connections,
+                tls: tls.map(|t| t.settings.offering(http_protocols.alpn())),
+                http_protocols,
+                h2,
             },
         })
     }

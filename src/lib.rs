@@ -18,6 +18,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.py().get_type::<errors::ClientDisconnected>(),
     )?;
     m.add_class::<config::CoreConfig>()?;
+    m.add_class::<config::tls::TlsConfig>()?;
     m.add_class::<server::ServerCore>()?;
     m.add_class::<asgi::dispatch::LoopHandle>()?;
     m.add_class::<asgi::http::HttpTransport>()?;

@@ -35,7 +35,9 @@ RUNNING_RE = re.compile(
 
 # Environment variables that would change how the server under test behaves.
 _SCRUBBED_PREFIXES = ("TURBOASGI_", "UVICORN_")
-_SCRUBBED = ("WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS")
+# ...except the loop count a whole test run may choose (.ci/run runs the suite with 1 and 2 loops)
+_KEPT = ("TURBOASGI_THREADS",)
+_SCRUBBED = ("WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES")
 
 
 class ServerError(RuntimeError):
@@ -61,7 +63,7 @@ def clean_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     full = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(_SCRUBBED_PREFIXES) and key not in _SCRUBBED
+        if (not key.startswith(_SCRUBBED_PREFIXES) or key in _KEPT) and key not in _SCRUBBED
     }
     paths = [PACKAGE_PARENT, str(ROOT), full.get("PYTHONPATH", "")]
     full["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(p for p in paths if p))
@@ -94,6 +96,7 @@ class ServerProcess:
         self.host: str | None = None
         self.port: int | None = None
         self.uds: str | None = None
+        self.scheme = "http"
         self._out: IO[bytes] | None = None
         self._err: IO[bytes] | None = None
 
@@ -122,7 +125,7 @@ class ServerProcess:
     @property
     def url(self) -> str:
         assert self.host is not None and self.port is not None, "the server is not listening on TCP"
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     @property
     def address(self) -> tuple[str, int]:
@@ -189,6 +192,7 @@ class ServerProcess:
             raise ServerError(f"server did not start in {timeout} s\n{self.output}") from None
         assert match is not None
         if match["port"]:
+            self.scheme = match["scheme"]
             self.host = match["host"]
             self.port = int(match["port"])
         elif match["uds"]:

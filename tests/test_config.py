@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import inspect
 import json
 import logging
@@ -23,6 +24,7 @@ from turboasgi.config import (
     ConfigError,
 )
 from turboasgi.lifespan import LifespanOff, LifespanOn
+from turboasgi.logging import TRACE_LOG_LEVEL, DefaultFormatter, has_output
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -58,7 +60,16 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def _restore_loggers() -> Iterator[None]:
     """Some tests install other logging configurations; put the turboasgi loggers back afterwards."""
     yield
-    for name in ("turboasgi", "turboasgi.error", "turboasgi.access", "turboasgi.asgi"):
+    for name in (
+        "turboasgi",
+        "turboasgi.error",
+        "turboasgi.access",
+        "turboasgi.asgi",
+        "uvicorn",
+        "uvicorn.error",
+        "uvicorn.access",
+        "uvicorn.asgi",
+    ):
         logger = logging.getLogger(name)
         logger.handlers = []
         logger.propagate = True
@@ -131,15 +142,19 @@ def test_defaults_match_uvicorn() -> None:
         ({"limit_max_requests": 0}, "--limit-max-requests must be at least 1"),
         ({"limit_max_requests_jitter": -1}, "--limit-max-requests-jitter must not be negative"),
         ({"threads": 0}, "threads must be at least 1"),
-        ({"ssl_keyfile": "k.pem", "ssl_certfile": "c.pem"}, "TLS"),
-        ({"ssl_certfile": "c.pem"}, "TLS"),
+        ({"ssl_context_factory": lambda config, default: default()}, "ssl_context_factory"),
         ({"ws": "h11"}, "--ws h11 is not yet supported"),
         ({"ws_max_size": 0}, "--ws-max-size must be at least 1"),
         ({"ws_max_queue": 1}, "--ws-max-queue"),
         ({"ws_ping_interval": -1.0}, "--ws-ping-interval must be a positive number"),
         ({"ws_ping_timeout": 0.0}, "--ws-ping-timeout must be a positive number"),
         ({"interface": "wsgi"}, "--interface wsgi"),
-        ({"http2": True}, "--http2"),
+        ({"http2": True, "http": "1"}, "--http2 and --http 1 contradict each other"),
+        ({"http": "3"}, "Invalid --http '3'"),
+        ({"h2_max_concurrent_streams": 0}, "--h2-max-concurrent-streams must be between 1 and"),
+        ({"h2_max_frame_size": 1000}, "--h2-max-frame-size must be between 16384 and 16777215, got 1000"),
+        ({"h2_initial_stream_window_size": 2**31}, "--h2-initial-stream-window-size must be between 1 and"),
+        ({"h2_keep_alive_interval": 0.0}, "--h2-keep-alive-interval must be a positive number"),
         ({"reset_contextvars": True}, "--reset-contextvars"),
     ],
 )
@@ -184,6 +199,36 @@ def test_supported_values_are_accepted() -> None:
     assert config.ws == "none" and config.threads == 1 and not config.is_ssl
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "notice"),
+    [
+        (
+            {"http": "h11"},
+            "--http h11 is accepted for compatibility and ignored: turboasgi parses HTTP with its own",
+        ),
+        ({"http": "httptools"}, "--http httptools is accepted for compatibility and ignored"),
+        (
+            {"ws": "wsproto"},
+            "--ws wsproto is accepted for compatibility: WebSockets are served by turboasgi's own",
+        ),
+    ],
+)
+def test_compatibility_only_options_say_so(
+    kwargs: dict[str, Any], notice: str, records: list[logging.LogRecord]
+) -> None:
+    """issue 10 item 10: accepted only so that uvicorn command lines keep working, and logged as such."""
+    Config("examples.hello:app", log_config=None, **kwargs)
+    assert [m for m in messages(records) if "compatibility" in m] == [
+        m for m in messages(records) if notice in m
+    ]
+    assert len([m for m in messages(records) if notice in m]) == 1
+
+
+def test_default_options_log_no_compatibility_notice(records: list[logging.LogRecord]) -> None:
+    Config("examples.hello:app", log_config=None)
+    assert not [m for m in messages(records) if "compatibility" in m]
+
+
 def test_web_concurrency(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WEB_CONCURRENCY", "1")
     assert Config("examples.hello:app", log_config=None).workers == 1
@@ -200,7 +245,7 @@ def test_web_concurrency(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_forwarded_allow_ips(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert Config("a:b", log_config=None).forwarded_allow_ips == ["127.0.0.1"]
+    assert Config("a:b", log_config=None).forwarded_allow_ips == ["127.0.0.1", "::1"]  # as uvicorn
     monkeypatch.setenv("FORWARDED_ALLOW_IPS", "10.0.0.1, 10.0.0.0/8")
     assert Config("a:b", log_config=None).forwarded_allow_ips == ["10.0.0.1", "10.0.0.0/8"]
     config = Config("a:b", log_config=None, forwarded_allow_ips="*")
@@ -255,7 +300,7 @@ def test_core_config_defaults(fake_core: dict[str, Any]) -> None:
         "timeout_keep_alive": 5.0,
         "limit_concurrency": None,
         "proxy_headers": True,
-        "forwarded_allow_ips": ["127.0.0.1"],
+        "forwarded_allow_ips": ["127.0.0.1", "::1"],
         "max_header_bytes": 65536,
         "tokio_threads": 1,
         "ws_enabled": True,
@@ -263,7 +308,41 @@ def test_core_config_defaults(fake_core: dict[str, Any]) -> None:
         "ws_ping_interval": 20.0,
         "ws_ping_timeout": 20.0,
         "ws_per_message_deflate": True,
+        "metrics": False,
+        "timeout_request_head": None,
+        "timeout_request_body": None,
+        "limit_request_line": None,
+        "limit_request_fields": None,
+        "limit_request_field_size": None,
+        "trace_connections": False,
+        "tls": None,
+        "http_protocols": "auto",
+        "h2_max_concurrent_streams": 100,
+        "h2_max_header_list_size": 65536,
+        "h2_initial_stream_window_size": 1024 * 1024,
+        "h2_initial_connection_window_size": 1024 * 1024,
+        "h2_max_frame_size": 16384,
+        "h2_keep_alive_interval": None,
+        "h2_keep_alive_timeout": 20.0,
+        "h2_max_pending_accept_reset_streams": 20,
+        "h2_max_local_error_reset_streams": 1024,
     }
+
+
+def test_core_config_trace_connections_follow_the_log_level(fake_core: dict[str, Any]) -> None:
+    Config("a:b", log_config=LOGGING_CONFIG, log_level="trace").core_config()
+    assert fake_core["trace_connections"] is True
+    Config("a:b", log_config=LOGGING_CONFIG, log_level="debug").core_config()
+    assert fake_core["trace_connections"] is False
+
+
+@pytest.mark.parametrize(
+    ("http", "protocols"),
+    [("auto", "auto"), ("h11", "auto"), ("httptools", "auto"), ("zttp", "auto"), ("1", "1"), ("2", "2")],
+)
+def test_http_versions_from_the_http_option(fake_core: dict[str, Any], http: str, protocols: str) -> None:
+    Config("a:b", log_config=None, http=http).core_config()
+    assert fake_core["http_protocols"] == protocols
 
 
 def test_core_config_mapping(fake_core: dict[str, Any]) -> None:
@@ -454,7 +533,10 @@ def test_bind_address_in_use_exits_3(records: list[logging.LogRecord]) -> None:
         with pytest.raises(SystemExit) as info:
             Config("a:b", log_config=None, port=port).bind_socket()
         assert info.value.code == 3
-        assert "Address already in use" in messages(records)[-1]
+        assert messages(records)[-1] == (
+            f"[Errno {errno.EADDRINUSE}] error while attempting to bind on address ('127.0.0.1', {port}): "
+            "address already in use"
+        )
     finally:
         first.close()
 
@@ -580,3 +662,92 @@ def test_default_log_output_format(capsys: pytest.CaptureFixture[str]) -> None:
     captured = capsys.readouterr()
     assert captured.err == "INFO:     Started server process [123]\nWARNING:  careful\n"
     assert captured.out == 'INFO:     127.0.0.1:54321 - "GET /a/b%20c?x=1 HTTP/1.1" 200 OK\n'
+
+
+# ---------------------------------------------------------------------------------- uvicorn log configs
+
+
+class Captured(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=1)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def _uvicorn_style(level: str = "INFO") -> dict[str, Any]:
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "handlers": {
+            "err": {"()": Captured},
+            "acc": {"()": Captured},
+        },
+        "loggers": {
+            "uvicorn": {"handlers": ["err"], "level": level, "propagate": False},
+            "uvicorn.error": {"level": level},
+            "uvicorn.access": {"handlers": ["acc"], "level": level, "propagate": False},
+        },
+    }
+
+
+def _handler(name: str) -> Captured:
+    handler = logging.getLogger(name).handlers[0]
+    assert isinstance(handler, Captured)
+    return handler
+
+
+def test_uvicorn_log_config_receives_turboasgi_records() -> None:
+    """issue 10 item 4: records of the turboasgi loggers reach the uvicorn loggers' handlers, named as
+    uvicorn's own, through the uvicorn loggers' levels."""
+    Config("a:b", log_config=_uvicorn_style("WARNING"))
+    logging.getLogger("turboasgi.error").info("hidden by the uvicorn level")
+    logging.getLogger("turboasgi.error").warning("shown")
+    logging.getLogger("turboasgi.access").warning(
+        '%s - "%s %s HTTP/%s" %d', "1.2.3.4:5", "GET", "/", "1.1", 200
+    )
+    errors, access = _handler("uvicorn").records, _handler("uvicorn.access").records
+    assert [(r.name, r.getMessage()) for r in errors] == [("uvicorn.error", "shown")]
+    assert [(r.name, r.getMessage()) for r in access] == [
+        ("uvicorn.access", '1.2.3.4:5 - "GET / HTTP/1.1" 200')
+    ]
+
+
+def test_log_level_applies_to_the_uvicorn_loggers_too() -> None:
+    Config("a:b", log_config=_uvicorn_style("WARNING"), log_level="trace")
+    assert logging.getLogger("uvicorn.error").level == TRACE_LOG_LEVEL
+    assert logging.getLogger("turboasgi.error").isEnabledFor(TRACE_LOG_LEVEL)
+    logging.getLogger("turboasgi.error").log(TRACE_LOG_LEVEL, "connection made")
+    assert [r.getMessage() for r in _handler("uvicorn").records] == ["connection made"]
+
+
+def test_a_config_naming_turboasgi_loggers_is_used_as_written() -> None:
+    config = _uvicorn_style()
+    config["loggers"]["turboasgi.error"] = {"handlers": ["err"], "level": "ERROR", "propagate": False}
+    Config("a:b", log_config=config)
+    logging.getLogger("turboasgi.error").warning("below ERROR")
+    logging.getLogger("turboasgi.error").error("kept")
+    assert [(r.name, r.getMessage()) for r in _handler("uvicorn").records] == [("turboasgi.error", "kept")]
+
+
+def test_no_access_log_with_a_uvicorn_log_config() -> None:
+    Config("a:b", log_config=_uvicorn_style(), access_log=False)
+    logging.getLogger("turboasgi.access").info('%s - "%s %s HTTP/%s" %d', "1.2.3.4:5", "GET", "/", "1.1", 200)
+    assert _handler("uvicorn.access").records == []
+    assert not has_output(logging.getLogger("turboasgi.access"))
+    assert has_output(logging.getLogger("turboasgi.error"))
+
+
+def test_uvicorn_formatter_classes_need_no_uvicorn(tmp_path: Path) -> None:
+    """``uvicorn.logging.*`` in an ini file means ours: the formatters work without uvicorn."""
+    ini = tmp_path / "log.ini"
+    ini.write_text(
+        "[loggers]\nkeys=root,uvicorn\n[handlers]\nkeys=h\n[formatters]\nkeys=f\n"
+        "[logger_root]\nhandlers=\n[logger_uvicorn]\nlevel=INFO\nhandlers=h\npropagate=0\nqualname=uvicorn\n"
+        "[handler_h]\nclass=logging.StreamHandler\nformatter=f\nargs=(sys.stderr,)\n"
+        "[formatter_f]\nclass=uvicorn.logging.DefaultFormatter\nformat=%(levelprefix)s %(message)s\n"
+    )
+    Config("a:b", log_config=str(ini))
+    handler = logging.getLogger("uvicorn").handlers[0]
+    assert type(handler.formatter) is DefaultFormatter

@@ -15,7 +15,7 @@ from tests.server_process import ServerProcess, poll
 
 pytest.importorskip("gunicorn")
 
-LISTENING_RE = re.compile(r"Listening at: http://127\.0\.0\.1:(\d+)")
+LISTENING_RE = re.compile(r"Listening at: https?://127\.0\.0\.1:(\d+)")
 
 
 def gunicorn(app: str, *options: str, cwd: Path | None = None) -> ServerProcess:
@@ -94,12 +94,66 @@ def test_gunicorn_serves_the_fastapi_example(tmp_path: Path) -> None:
         server.close()
 
 
+def _tls_files(tmp_path: Path) -> tuple[Path, Path, Path, Path, Path]:
+    from tests import certs
+
+    if not certs.available():
+        pytest.skip("the openssl command line is needed to make test certificates")
+    ca = certs.CA.create(tmp_path, "ca")
+    server = ca.issue("server", "/CN=localhost", server=True)
+    client = ca.issue("client", "/CN=client", server=False)
+    return ca.cert, server.cert, server.key, client.cert, client.key
+
+
 @pytest.mark.timeout(60)
-def test_gunicorn_tls_is_rejected(tmp_path: Path) -> None:
+def test_gunicorn_serves_tls_with_client_certificates(tmp_path: Path) -> None:
+    # gunicorn's --certfile/--keyfile/--ca-certs/--cert-reqs become turboasgi's --ssl-* options
+    import ssl
+
+    import httpx
+
+    ca, cert, key, client_cert, client_key = _tls_files(tmp_path)
+    server = gunicorn(
+        "tests.apps.tls_app:app",
+        "--keyfile",
+        str(key),
+        "--certfile",
+        str(cert),
+        "--ca-certs",
+        str(ca),
+        "--cert-reqs",
+        "2",
+        cwd=tmp_path if supports_control_socket() else None,
+    )
+    try:
+        port = started(server)
+        context = ssl.create_default_context(cafile=str(ca))
+        context.load_cert_chain(str(client_cert), str(client_key))
+
+        def answer() -> dict[str, object] | None:
+            try:
+                return httpx.get(f"https://127.0.0.1:{port}/", verify=context, timeout=5).json()  # type: ignore[no-any-return]
+            except httpx.TransportError:
+                return None
+
+        poll(lambda: answer() is not None, 20, what="a gunicorn worker serving HTTPS")
+        seen = answer()
+        assert seen is not None and seen["scheme"] == "https"
+        assert isinstance(seen["tls"], dict) and len(seen["tls"]["client_cert_chain"]) >= 1
+        with pytest.raises(httpx.TransportError):  # --cert-reqs 2: no client certificate, no answer
+            httpx.get(
+                f"https://127.0.0.1:{port}/", verify=ssl.create_default_context(cafile=str(ca)), timeout=5
+            )
+        assert server.stop(signal.SIGTERM, timeout=15) == 0, server.output
+    finally:
+        server.close()
+
+
+@pytest.mark.timeout(60)
+def test_gunicorn_bad_tls_key_stops_the_arbiter(tmp_path: Path) -> None:
     key = tmp_path / "key.pem"
-    cert = tmp_path / "cert.pem"
+    _, cert, _, _, _ = _tls_files(tmp_path)
     key.write_text("not a key")
-    cert.write_text("not a cert")
     server = gunicorn(
         "examples.hello:app",
         "--keyfile",
@@ -112,6 +166,6 @@ def test_gunicorn_tls_is_rejected(tmp_path: Path) -> None:
         server.launch()
         code = server.wait(30)
         assert code != 0
-        assert "TLS (gunicorn --keyfile/--certfile) is not yet supported by turboasgi" in server.stderr
+        assert "--ssl-keyfile: no PEM private key found" in server.stderr
     finally:
         server.close()

@@ -200,6 +200,21 @@ def test_scope(server: ServerProcess) -> None:
     assert "sec-websocket-key" in names and "upgrade" in names
 
 
+@pytest.mark.parametrize(
+    ("proto", "scheme"), [("wss", "wss"), ("https", "wss"), ("ws", "ws"), ("http", "ws")]
+)
+def test_scope_scheme_and_client_from_proxy_headers(server: ServerProcess, proto: str, scheme: str) -> None:
+    """issue 10 item 7: X-Forwarded-Proto from a trusted proxy sets the WebSocket scheme in its ws
+    spelling, and X-Forwarded-For with a port gives the client's (host, port)."""
+    key = new_id()
+    headers = {"X-Forwarded-Proto": proto, "X-Forwarded-For": "[2001:db8::7]:4444"}
+    with connect(ws_url(server, f"/echo?id={key}"), additional_headers=headers, open_timeout=5):
+        pass
+    scope = find(wait_events(server, key, has("first")), "first")["scope"]
+    assert scope["scheme"] == scheme
+    assert scope["client"] == ["2001:db8::7", 4444]
+
+
 def test_scope_without_subprotocols(server: ServerProcess) -> None:
     key = new_id()
     with connect(ws_url(server, f"/echo?id={key}")) as ws:
@@ -589,3 +604,50 @@ def test_example_private(example: ServerProcess) -> None:
     with connect(ws_url(example, "/ws/private?token=secret")) as ws:
         assert ws.recv(timeout=5) == "welcome"
         assert close_info(ws) == (1000, "")
+
+
+# ------------------------------------------------------------------------------------ uvicorn fidelity
+
+
+@pytest.mark.parametrize("read_first", [True, False])
+def test_close_after_client_close_is_a_noop(server: ServerProcess, read_first: bool) -> None:
+    key = new_id()
+    with connect(ws_url(server, f"/close-after-client-close?id={key}&read={int(read_first)}")) as ws:
+        ws.close(1000)
+    if not read_first:
+        release(server, key)
+    evs = wait_events(
+        server, key, lambda evs: len([e for e in evs if isinstance(e, dict) and "sent" in e]) == 2
+    )
+    results = {e["sent"]: e["error"] for e in evs if isinstance(e, dict) and "sent" in e}
+    # uvicorn ignores a close while the connection is closing; a data send still fails (spec W10)
+    assert results == {"websocket.close": None, "websocket.send": "ClientDisconnected"}
+
+
+def test_bytes_like_messages(server: ServerProcess) -> None:
+    with connect(ws_url(server, f"/bytes-like?id={new_id()}")) as ws:
+        assert ws.recv(timeout=5) == b"view"
+        assert ws.recv(timeout=5) == b"array"
+
+
+def test_non_ascii_subprotocol_is_400(server: ServerProcess) -> None:
+    # uvicorn (websockets) answers 400; dropping the header would lose the valid tokens with it
+    with RawWebSocket(server.address) as raw:
+        data = raw.handshake_bytes(f"/echo?id={new_id()}", [("Sec-WebSocket-Protocol", "chat, X")])
+        raw.send(data.replace(b"chat, X", b"chat, \xc3\xa9x"))
+        response = raw.read_response()
+        assert response.status == 400
+        assert response.header("upgrade") is None
+        assert raw.closed_by_peer(5)
+    server.wait_for_output("connection rejected (400 Bad Request)")
+
+
+def test_close_before_accept_403_has_empty_body_and_log_lines(server: ServerProcess) -> None:
+    key = new_id()
+    with RawWebSocket(server.address) as raw:
+        raw.send(raw.handshake_bytes(f"/deny?id={key}"))
+        response = raw.read_response()
+        assert (response.status, response.body) == (403, b"")  # as uvicorn sends it
+    server.wait_for_output(
+        re.compile(rf'"WebSocket /deny\?id={key}" 403\n.*connection rejected \(403 Forbidden\)')
+    )

@@ -208,10 +208,23 @@ def assert_invalid_request_response(server: ServerProcess, data: bytes) -> None:
             id="bad-chunk-size",
         ),
         pytest.param(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", id="two-hosts"),
+        # RFC 9112 3.2: the target is ASCII; httptools answers 400 too
+        pytest.param(b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: t\r\n\r\n", id="non-ascii-path"),
     ],
 )
 def test_invalid_request_400(server: ServerProcess, data: bytes) -> None:
     assert_invalid_request_response(server, data)
+
+
+def test_http10_keep_alive_client_gets_one_close_on_rejection(server: ServerProcess) -> None:
+    # hyper adds `keep-alive` to an HTTP/1.1 head when the client asked for it: the server's own 400
+    # must announce only the close it does
+    with RawClient(server.address) as raw:
+        raw.send(b"GET * HTTP/1.0\r\nHost: t\r\nConnection: keep-alive\r\n\r\n")
+        response = raw.read_response()
+        assert response.status == 400
+        assert response.all("connection") == ["close"]
+        assert raw.closed_by_peer()
 
 
 def test_invalid_request_logs_warning() -> None:
@@ -243,6 +256,56 @@ HYPER_EMPTY_400 = (
 )
 def test_invalid_request_400_from_parser(server: ServerProcess, data: bytes) -> None:
     assert_invalid_request_response(server, data)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(b"GET /echo HTTP/1.1\r\nHost: a\nX-Injected: 1\r\n\r\n", id="in-header"),
+        pytest.param(b"GET /echo HTTP/1.1\nHost: a\nX-Injected: 1\n\n", id="every-line"),
+        pytest.param(b"GET /echo HTTP/1.1\r\nHost: a\r\nX-Injected: 1\r\n\n", id="blank-line"),
+        pytest.param(
+            b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /echo HTTP/1.1\r\nHost: a\nX-Injected: 1\r\n\r\n",
+            id="pipelined",
+        ),
+        pytest.param(
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\na\nb\n"
+            b"GET /echo HTTP/1.1\r\nHost: a\nX-Injected: 1\r\n\r\n",
+            id="after-a-body",
+        ),
+    ],
+)
+def test_bare_lf_in_head_is_400(server: ServerProcess, data: bytes) -> None:
+    # RFC 9112 2.2 allows rejecting a bare LF, and uvicorn does: `Host: a\nX-Injected: 1` must not
+    # reach the app as two headers when a proxy in front may read it as one.
+    with RawClient(server.address) as raw:
+        raw.send(data)
+        statuses = []
+        while True:
+            response = raw.read_response()
+            statuses.append(response.status)
+            assert b"x-injected" not in response.body, "the injected header reached the app"
+            if response.status == 400:
+                break
+        assert statuses[-1] == 400 and all(s == 200 for s in statuses[:-1]), statuses
+        assert raw.closed_by_peer()
+
+
+def test_bare_lf_ending_a_head_that_came_in_two_reads_is_400_at_once(server: ServerProcess) -> None:
+    # hyper keeps waiting for the end of a partial head; the rejected one must be answered now, not
+    # when the 30 s head timeout closes the connection.
+    with RawClient(server.address, timeout=5.0) as raw:
+        raw.send(b"GET /echo HTTP/1.1\r\nHost: a\r\nX-Injected")
+        assert raw.nothing_received(0.2)  # the first part is read on its own
+        raw.send(b": 1\r\n\n")
+        assert raw.read_response().status == 400
+        assert raw.closed_by_peer()
+
+
+def test_bare_lf_inside_a_body_is_data(server: ServerProcess) -> None:
+    body = b"line one\nline two\n"
+    response = httpx.post(server.url + "/echo", content=body, timeout=5.0)
+    assert response.json()["body"] == body.decode()
 
 
 # ------------------------------------------------------------------------------ headers

@@ -119,9 +119,11 @@ def test_supervisor_logs_and_graceful_stop() -> None:
 
 @pytest.mark.timeout(60)
 def test_sigint_stops_with_status_0() -> None:
-    with workers("--workers", "2") as server:
+    with workers("--workers", "2", "--http", "httptools") as server:
         worker_pids(server, 2)
         assert server.stop(signal.SIGINT) == 0, server.output
+        # a compatibility-only option says once, not once per worker, that it is ignored (issue 10 item 10)
+        assert server.stderr.count("--http httptools is accepted for compatibility and ignored") == 1
 
 
 @pytest.mark.timeout(60)
@@ -238,7 +240,8 @@ def test_max_requests_jitter_is_drawn_per_process() -> None:
         assert asyncio.run(server.on_tick(1)) is False
         server.core = FakeCore(15)  # type: ignore[assignment]
         assert asyncio.run(server.on_tick(1)) is True
-        limit = server._request_limit
+        limit = server.limit_max_requests
+        assert limit is not None
         assert 10 <= limit <= 15
         limits.add(limit)
         server.core = FakeCore(limit - 1)  # type: ignore[assignment]

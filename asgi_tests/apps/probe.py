@@ -271,6 +271,28 @@ async def r_head(scope: Scope, receive: Receive, send: Send, arg: str, arg2: str
     await respond(send, 200, b"hello world", headers=[(b"x-method", str(scope["method"]).encode())])
 
 
+async def r_head_length(scope: Scope, receive: Receive, send: Send, arg: str, arg2: str) -> None:
+    """Answers like Starlette's FileResponse: `content-length` declared, and for HEAD the body left
+    out (`empty`), sent anyway (`full`) or streamed in pieces (`stream`)."""
+    await read_body(receive)
+    body = b"hello world"
+    head = scope["method"] == "HEAD"
+    headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": int(arg2 or 200), "headers": headers})
+    if arg == "stream":
+        await send({"type": "http.response.body", "body": body[:5], "more_body": True})
+        await asyncio.sleep(0)
+        await send({"type": "http.response.body", "body": body[5:], "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+    else:
+        await send({"type": "http.response.body", "body": b"" if head and arg == "empty" else body})
+
+
+async def r_ignore_body(scope: Scope, receive: Receive, send: Send, arg: str, arg2: str) -> None:
+    """Answers without reading the request body."""
+    await respond(send, 200, b"ignored")
+
+
 async def r_cookies(scope: Scope, receive: Receive, send: Send, arg: str, arg2: str) -> None:
     await read_body(receive)
     await respond(
@@ -650,6 +672,8 @@ HTTP_ROUTES: dict[str, HttpHandler] = {
     "nolength": r_nolength,
     "big": r_big,
     "head": r_head,
+    "head-length": r_head_length,
+    "ignore-body": r_ignore_body,
     "cookies": r_cookies,
     "headers-iter": r_headers_iter,
     "extra-keys": r_extra_keys,

@@ -48,6 +48,7 @@ def run(app: Any, *, app_dir: str | None = None, **kwargs: Any) -> None:
             sys.exit(STARTUP_FAILURE)
     else:
         config.load_app()  # fail fast, before any socket is bound
+    config.load_tls()  # checked once here too, so a bad --ssl-* option stops before any worker starts
 
     try:
         if config.should_reload:

@@ -31,6 +31,38 @@ class CoreConfig:
         ws_ping_interval: float | None = 20.0,
         ws_ping_timeout: float | None = 20.0,
         ws_per_message_deflate: bool = True,
+        metrics: bool = False,
+        timeout_request_head: float | None = None,
+        timeout_request_body: float | None = None,
+        limit_request_line: int | None = None,
+        limit_request_fields: int | None = None,
+        limit_request_field_size: int | None = None,
+        trace_connections: bool = False,
+        http_protocols: str = "auto",
+        h2_max_concurrent_streams: int = 100,
+        h2_max_header_list_size: int = 65536,
+        h2_initial_stream_window_size: int = 1048576,
+        h2_initial_connection_window_size: int = 1048576,
+        h2_max_frame_size: int = 16384,
+        h2_keep_alive_interval: float | None = None,
+        h2_keep_alive_timeout: float = 20.0,
+        h2_max_pending_accept_reset_streams: int = 20,
+        h2_max_local_error_reset_streams: int = 1024,
+        tls: TlsConfig | None = None,
+    ) -> None: ...
+
+class TlsConfig:
+    """The rustls server configuration, built once from PEM bytes; ``ValueError`` names the option."""
+
+    def __init__(
+        self,
+        *,
+        certfile: bytes,
+        keyfile: bytes,
+        versions: list[int],
+        cert_reqs: int = 0,
+        ca_certs: bytes | None = None,
+        ciphers: str | None = None,
     ) -> None: ...
 
 class LoopHandle:
@@ -50,6 +82,8 @@ class ServerCore:
     ) -> LoopHandle: ...
     def listen(self, fd: int, *, unix: bool = False) -> None:
         """Serve connections accepted on a bound, listening socket (the fd is duplicated)."""
+    def serve_metrics(self, fd: int) -> None:
+        """Serve the Prometheus metrics on this bound TCP socket (``--metrics-port``)."""
     def shutdown(self, handle: LoopHandle, timeout: float | None = None) -> asyncio.Future[None]:
         """Stop accepting, close idle keep-alive connections, wait for in-flight requests (at most
         ``timeout`` seconds, then close them)."""
@@ -69,8 +103,12 @@ class HttpTransport:
     def response_complete(self) -> bool: ...
     @property
     def client_disconnected(self) -> bool: ...
-    def fail(self) -> None:
-        """The app raised or returned early: 500 if nothing was sent yet, else abort the connection."""
+    def fail(self) -> bool:
+        """The app raised or returned early: 500 if nothing was sent yet (True), else abort the
+        connection (False)."""
+    def on_response(self, callback: Callable[[int, int | None], object]) -> None:
+        """Call ``callback(status, length)`` once, when a response head goes out: the status the client
+        gets and the body length the head declares (None when it streams without one)."""
 
 class WebSocketTransport:
     """The receive/send pair of one WebSocket connection."""

@@ -115,6 +115,65 @@ def _metavar(choices: list[str]) -> str:
     "Lifespan runs once per loop.",
 )
 @click.option(
+    "--access-log-format",
+    type=str,
+    default=None,
+    help="The access line as a template of {fields}: client, method, path, query, http_version, scheme, "
+    "status, bytes, duration_ms, request_id, user_agent, referer (see docs/usage.md). [default: uvicorn's "
+    "line]",
+)
+@click.option(
+    "--timeout-request-head",
+    type=float,
+    default=None,
+    help="Seconds a request head may take from its first byte to its end; slower heads are answered "
+    "408 Request Timeout and the connection closed. [default: off: a head not complete in 30 s closes "
+    "the connection without an answer]",
+)
+@click.option(
+    "--timeout-request-body",
+    type=float,
+    default=None,
+    help="Seconds a request body may keep the server waiting in all (time the app takes to read it is not "
+    "counted); then the app sees http.disconnect and the client gets 408 if no response started. "
+    "[default: off]",
+)
+@click.option(
+    "--limit-request-line",
+    type=int,
+    default=None,
+    help="Longest request line (method, target, version) in bytes; longer: 414. [default: no limit "
+    "beyond --h11-max-incomplete-event-size]",
+)
+@click.option(
+    "--limit-request-fields",
+    type=int,
+    default=None,
+    help="Most header fields in a request; more: 431. [default: 256]",
+)
+@click.option(
+    "--limit-request-field-size",
+    type=int,
+    default=None,
+    help="Longest header field ('name: value') in bytes; longer: 431. [default: no limit beyond "
+    "--h11-max-incomplete-event-size]",
+)
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    help="Serve Prometheus metrics (requests by status class, request durations, in-flight requests, "
+    "open connections and WebSockets, event-loop lag, 503s from --limit-concurrency) at /metrics on "
+    "this port, on a listener of its own; 0 picks a free port. Counted in Rust, off by default. "
+    "Not with --workers.",
+)
+@click.option(
+    "--metrics-host",
+    type=str,
+    default=None,
+    help="Address the metrics listener binds to. [default: --host]",
+)
+@click.option(
     "--loop",
     type=str,
     default="auto",
@@ -128,9 +187,85 @@ def _metavar(choices: list[str]) -> str:
     default="auto",
     show_default=True,
     metavar=_metavar(HTTP_CHOICES),
-    help="Accepted for compatibility and ignored: the HTTP parser is turboasgi's own.",
+    help="HTTP versions served: auto = HTTP/1.1 and HTTP/2 (h2c with prior knowledge on cleartext, "
+    "ALPN h2 over TLS), 1 or 2 = only that version. uvicorn's h11, httptools and zttp are accepted "
+    "and act as auto, with a warning: the HTTP implementation is turboasgi's own.",
 )
-@click.option("--http2", is_flag=True, default=False, help=f"uvicorn's zttp HTTP/2 switch. {NYS}")
+@click.option(
+    "--http2",
+    is_flag=True,
+    default=False,
+    help="uvicorn's HTTP/2 switch; accepted for compatibility, HTTP/2 is on unless --http 1.",
+)
+@click.option(
+    "--h2-max-concurrent-streams",
+    type=int,
+    default=100,
+    show_default=True,
+    help="HTTP/2 streams a client may have open at once on one connection (RFC 9113 asks for at "
+    "least 100); each open stream is one request and one asyncio task.",
+)
+@click.option(
+    "--h2-max-header-list-size",
+    type=int,
+    default=65536,
+    show_default=True,
+    help="Largest HTTP/2 request header list, in bytes (decoded, as RFC 9113 counts it); the same "
+    "64 KiB as the HTTP/1.1 request head.",
+)
+@click.option(
+    "--h2-initial-stream-window-size",
+    type=int,
+    default=1048576,
+    show_default=True,
+    help="HTTP/2 flow-control window per stream, in bytes: how much of a request body the client may "
+    "send before the app reads it.",
+)
+@click.option(
+    "--h2-initial-connection-window-size",
+    type=int,
+    default=1048576,
+    show_default=True,
+    help="HTTP/2 flow-control window per connection, in bytes: unread request bodies of all its "
+    "streams together.",
+)
+@click.option(
+    "--h2-max-frame-size",
+    type=int,
+    default=16384,
+    show_default=True,
+    help="Largest HTTP/2 frame payload accepted, in bytes (16384 to 16777215).",
+)
+@click.option(
+    "--h2-keep-alive-interval",
+    type=float,
+    default=None,
+    help="Seconds between HTTP/2 PING frames that check the client is alive (default: no pings; "
+    "idle connections are closed after --timeout-keep-alive).",
+)
+@click.option(
+    "--h2-keep-alive-timeout",
+    type=float,
+    default=20.0,
+    show_default=True,
+    help="Seconds to wait for a PING acknowledgement before closing the HTTP/2 connection.",
+)
+@click.option(
+    "--h2-max-pending-accept-reset-streams",
+    type=int,
+    default=20,
+    show_default=True,
+    help="HTTP/2 streams opened and reset by the client before the server got to them; above this "
+    "the connection is closed (rapid reset, CVE-2023-44487).",
+)
+@click.option(
+    "--h2-max-local-error-reset-streams",
+    type=int,
+    default=1024,
+    show_default=True,
+    help="HTTP/2 streams the server had to reset for the client's protocol errors; above this the "
+    "connection is closed.",
+)
 @click.option(
     "--ws",
     type=str,
@@ -199,13 +334,14 @@ def _metavar(choices: list[str]) -> str:
     "--log-config",
     type=click.Path(exists=True),
     default=None,
-    help="Logging configuration file: .json or .yaml (dictConfig), anything else (fileConfig, .ini).",
+    help="Logging configuration file: .json or .yaml (dictConfig), anything else (fileConfig, .ini). "
+    "One written for uvicorn's loggers works unchanged.",
 )
 @click.option(
     "--log-level",
     type=click.Choice(list(LOG_LEVELS)),
     default=None,
-    help="Log level of the turboasgi loggers. [default: info]",
+    help="Log level of the turboasgi loggers; trace adds a line per connection made/lost. [default: info]",
 )
 @click.option(
     "--access-log/--no-access-log", default=True, help="Write one access log line per response (stdout)."
@@ -232,7 +368,7 @@ def _metavar(choices: list[str]) -> str:
     type=str,
     default=None,
     help="Comma-separated addresses or networks trusted to send proxy headers; '*' trusts all. "
-    "Default: $FORWARDED_ALLOW_IPS, or 127.0.0.1.",
+    "Default: $FORWARDED_ALLOW_IPS, or 127.0.0.1,::1.",
 )
 @click.option(
     "--root-path",
@@ -272,7 +408,8 @@ def _metavar(choices: list[str]) -> str:
     "--timeout-graceful-shutdown",
     type=int,
     default=None,
-    help="Seconds to wait for in-flight requests at shutdown (default: wait for all).",
+    help="Seconds the shutdown waits for in-flight requests and their tasks; then they are cancelled "
+    "(500 if nothing was sent yet). Default: wait for all.",
 )
 @click.option(
     "--timeout-worker-healthcheck",
@@ -282,25 +419,41 @@ def _metavar(choices: list[str]) -> str:
     help="Seconds a worker process may take to answer a health check (with --workers) "
     "before it is killed and replaced.",
 )
-@click.option("--ssl-keyfile", type=str, default=None, help=f"TLS private key file. {NYS}")
-@click.option("--ssl-certfile", type=str, default=None, help=f"TLS certificate chain file. {NYS}")
-@click.option("--ssl-keyfile-password", type=str, default=None, help=f"Password of the TLS key. {NYS}")
+@click.option("--ssl-keyfile", type=str, default=None, help="TLS private key (PKCS#1, PKCS#8 or SEC1 PEM).")
+@click.option(
+    "--ssl-certfile",
+    type=str,
+    default=None,
+    help="TLS certificate chain file (PEM, server certificate first): serve HTTPS and WSS.",
+)
+@click.option(
+    "--ssl-keyfile-password",
+    type=str,
+    default=None,
+    help="Password of an encrypted --ssl-keyfile (decrypted with the cryptography package).",
+)
 @click.option(
     "--ssl-version",
     type=int,
     default=int(SSL_PROTOCOL_VERSION),
     show_default=True,
-    help=f"TLS protocol, as a Python ssl module constant. {NYS}",
+    help="TLS versions as a Python ssl constant: 17 TLS 1.2 and 1.3, 5 or 771 TLS 1.2, 772 TLS 1.3.",
 )
 @click.option(
     "--ssl-cert-reqs",
     type=int,
     default=int(ssl.CERT_NONE),
     show_default=True,
-    help=f"Client certificate requirement, as a Python ssl module constant. {NYS}",
+    help="Client certificates: 0 not asked, 1 optional, 2 required (verified against --ssl-ca-certs).",
 )
-@click.option("--ssl-ca-certs", type=str, default=None, help=f"CA bundle to verify clients. {NYS}")
-@click.option("--ssl-ciphers", type=str, default=None, help=f"TLS cipher list (OpenSSL syntax). {NYS}")
+@click.option("--ssl-ca-certs", type=str, default=None, help="CA bundle (PEM) to verify client certificates.")
+@click.option(
+    "--ssl-ciphers",
+    type=str,
+    default=None,
+    help="Cipher suites: OpenSSL or IANA names separated by ':' (naming only TLS 1.2 suites leaves TLS 1.3 "
+    "on). [default: every suite rustls offers]",
+)
 @click.option(
     "--header",
     "headers",

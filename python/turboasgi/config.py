@@ -20,15 +20,26 @@ import ssl
 import stat
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from configparser import RawConfigParser
+from configparser import ConfigParser, RawConfigParser
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
+from turboasgi.access_log import AccessLogFormat
 from turboasgi.importer import ImportFromStringError, import_from_string
-from turboasgi.logging import LOGGING_CONFIG, TRACE_LOG_LEVEL, style
+from turboasgi.logging import (
+    LOGGING_CONFIG,
+    TRACE_LOG_LEVEL,
+    configured_logger_names,
+    forward_to_uvicorn,
+    style,
+    translate_formatter_classes,
+    translate_ini_formatter_classes,
+    uses_uvicorn_loggers,
+)
+from turboasgi.systemd import SystemdSocketError, take_listen_fd
 
 if TYPE_CHECKING:
-    from turboasgi._core import CoreConfig
+    from turboasgi._core import CoreConfig, TlsConfig
     from turboasgi.lifespan import LifespanOff, LifespanOn
 
 __all__ = [
@@ -63,7 +74,9 @@ LIFESPAN: dict[str, str] = {
     "off": "turboasgi.lifespan:LifespanOff",
 }
 INTERFACES: list[str] = ["auto", "asgi3", "asgi2", "wsgi"]
-HTTP_CHOICES: list[str] = ["auto", "h11", "httptools"]
+# "auto": HTTP/1.1 and HTTP/2 (h2c with prior knowledge, or ALPN h2 over TLS); "1"/"2": only that
+# version. uvicorn's implementation names select turboasgi's own implementation, like "auto".
+HTTP_CHOICES: list[str] = ["auto", "1", "2", "h11", "httptools", "zttp"]
 WS_CHOICES: list[str] = ["auto", "none", "websockets", "websockets-sansio", "wsproto"]
 LOOP_CHOICES: list[str] = ["none", "auto", "asyncio", "uvloop"]
 # The WebSocket implementation is ours (tokio-tungstenite); uvicorn's implementation names are accepted
@@ -72,13 +85,28 @@ SUPPORTED_WS: tuple[str, ...] = ("auto", "none", "websockets", "websockets-sansi
 
 SSL_PROTOCOL_VERSION: int = ssl.PROTOCOL_TLS_SERVER
 STARTUP_FAILURE = 3
+# uvicorn ends with an uncaught ssl/OS error (status 1) when its TLS files cannot be used.
+TLS_SETUP_FAILURE = 1
 
 DEFAULT_WS_MAX_SIZE = 16 * 1024 * 1024
 DEFAULT_WS_MAX_QUEUE = 32
 DEFAULT_WS_PING_INTERVAL = 20.0
 DEFAULT_WS_PING_TIMEOUT = 20.0
 DEFAULT_MAX_HEADER_BYTES = 65536
-DEFAULT_FORWARDED_ALLOW_IPS = ["127.0.0.1"]
+# both loopback addresses, as uvicorn (0.30 and later) and gunicorn trust by default
+DEFAULT_FORWARDED_ALLOW_IPS = ["127.0.0.1", "::1"]
+# HTTP/2 defaults; docs/usage.md ("HTTP/2") says why each.
+DEFAULT_H2_MAX_CONCURRENT_STREAMS = 100
+DEFAULT_H2_MAX_HEADER_LIST_SIZE = 65536
+DEFAULT_H2_INITIAL_STREAM_WINDOW_SIZE = 1024 * 1024
+DEFAULT_H2_INITIAL_CONNECTION_WINDOW_SIZE = 1024 * 1024
+DEFAULT_H2_MAX_FRAME_SIZE = 16384
+DEFAULT_H2_KEEP_ALIVE_TIMEOUT = 20.0
+DEFAULT_H2_MAX_PENDING_ACCEPT_RESET_STREAMS = 20
+DEFAULT_H2_MAX_LOCAL_ERROR_RESET_STREAMS = 1024
+H2_MIN_FRAME_SIZE = 1 << 14
+H2_MAX_FRAME_SIZE = (1 << 24) - 1
+H2_MAX_WINDOW_SIZE = (1 << 31) - 1
 
 logger = logging.getLogger("turboasgi.error")
 
@@ -135,6 +163,17 @@ def _parse_header(header: Any) -> tuple[str, str]:
     except (TypeError, ValueError):
         raise ConfigError(f"Invalid header {header!r}: expected a (name, value) pair.") from None
     return str(name), str(value)
+
+
+def _bind_error(exc: OSError, address: tuple[str, int] | str) -> str:
+    """The message asyncio's ``create_server`` gives (and so uvicorn, single process): it names the
+    address, e.g. ``[Errno 98] error while attempting to bind on address ('127.0.0.1', 8000): address
+    already in use``."""
+    if exc.errno is None or not exc.strerror:
+        return f"error while attempting to bind on address {address!r}: {exc}"
+    return (
+        f"[Errno {exc.errno}] error while attempting to bind on address {address!r}: {exc.strerror.lower()}"
+    )
 
 
 class Config:
@@ -194,6 +233,23 @@ class Config:
         h11_max_incomplete_event_size: int | None = None,
         reset_contextvars: bool = False,
         threads: int | None = None,
+        metrics_port: int | None = None,
+        metrics_host: str | None = None,
+        timeout_request_head: float | None = None,
+        timeout_request_body: float | None = None,
+        limit_request_line: int | None = None,
+        limit_request_fields: int | None = None,
+        limit_request_field_size: int | None = None,
+        access_log_format: str | None = None,
+        h2_max_concurrent_streams: int = DEFAULT_H2_MAX_CONCURRENT_STREAMS,
+        h2_max_header_list_size: int = DEFAULT_H2_MAX_HEADER_LIST_SIZE,
+        h2_initial_stream_window_size: int = DEFAULT_H2_INITIAL_STREAM_WINDOW_SIZE,
+        h2_initial_connection_window_size: int = DEFAULT_H2_INITIAL_CONNECTION_WINDOW_SIZE,
+        h2_max_frame_size: int = DEFAULT_H2_MAX_FRAME_SIZE,
+        h2_keep_alive_interval: float | None = None,
+        h2_keep_alive_timeout: float = DEFAULT_H2_KEEP_ALIVE_TIMEOUT,
+        h2_max_pending_accept_reset_streams: int = DEFAULT_H2_MAX_PENDING_ACCEPT_RESET_STREAMS,
+        h2_max_local_error_reset_streams: int = DEFAULT_H2_MAX_LOCAL_ERROR_RESET_STREAMS,
     ) -> None:
         self.app = app
         self.host = host
@@ -246,13 +302,44 @@ class Config:
         self.h11_max_incomplete_event_size = h11_max_incomplete_event_size
         self.reset_contextvars = reset_contextvars
         self.threads = threads
+        self.metrics_port = metrics_port
+        self.metrics_host = metrics_host if metrics_host is not None else host
+        self.timeout_request_head = timeout_request_head
+        self.timeout_request_body = timeout_request_body
+        self.limit_request_line = limit_request_line
+        self.limit_request_fields = limit_request_fields
+        self.limit_request_field_size = limit_request_field_size
+        self.access_log_format = access_log_format
+        self.access_format: AccessLogFormat | None = None
+
+        try:
+            systemd_fd = take_listen_fd()
+        except SystemdSocketError as exc:
+            raise ConfigError(str(exc)) from None
+        # socket activation: systemd's socket replaces --host/--port (an explicit --uds/--fd wins)
+        self.systemd_socket = systemd_fd is not None and uds is None and fd is None
+        if self.systemd_socket:
+            self.fd = systemd_fd
+        self.h2_max_concurrent_streams = h2_max_concurrent_streams
+        self.h2_max_header_list_size = h2_max_header_list_size
+        self.h2_initial_stream_window_size = h2_initial_stream_window_size
+        self.h2_initial_connection_window_size = h2_initial_connection_window_size
+        self.h2_max_frame_size = h2_max_frame_size
+        self.h2_keep_alive_interval = h2_keep_alive_interval
+        self.h2_keep_alive_timeout = h2_keep_alive_timeout
+        self.h2_max_pending_accept_reset_streams = h2_max_pending_accept_reset_streams
+        self.h2_max_local_error_reset_streams = h2_max_local_error_reset_streams
 
         self.loaded = False
         self.loaded_app: ASGIApp | None = None
         self.lifespan_class: type[LifespanOn] | type[LifespanOff] | None = None
+        # uvicorn's SSLContext; always None here: TLS is rustls, set up in `tls` by load().
         self.ssl: ssl.SSLContext | None = None
+        self.tls: TlsConfig | None = None
 
         self.configure_logging()
+        if self.systemd_socket:
+            logger.info("Serving the socket passed by systemd (LISTEN_FDS), file descriptor %d", self.fd)
 
         self.reload_dirs: list[Path] = []
         self.reload_dirs_excludes: list[Path] = []
@@ -291,8 +378,27 @@ class Config:
             self.forwarded_allow_ips = _split_ips(forwarded_allow_ips)
 
         self._validate()
+        self._log_compatibility_notices()
 
     # ----------------------------------------------------------------------------------- validation
+
+    def _log_compatibility_notices(self) -> None:
+        """Options kept only so that uvicorn command lines keep working say so, once, at startup."""
+        if self.http not in ("auto", "1", "2"):  # "1"/"2" choose the HTTP versions: not ignored
+            name = (
+                self.http if isinstance(self.http, str) else getattr(self.http, "__name__", repr(self.http))
+            )
+            logger.warning(
+                "--http %s is accepted for compatibility and ignored: turboasgi parses HTTP with its own "
+                "implementation (Rust, hyper).",
+                name,
+            )
+        if self.ws in ("websockets", "websockets-sansio", "wsproto"):
+            logger.info(
+                "--ws %s is accepted for compatibility: WebSockets are served by turboasgi's own "
+                "implementation (Rust, tokio-tungstenite).",
+                self.ws,
+            )
 
     def _validate(self) -> None:
         if self.lifespan not in LIFESPAN:
@@ -315,12 +421,37 @@ class Config:
             raise ConfigError(
                 f"--limit-max-requests-jitter must not be negative, got {self.limit_max_requests_jitter}"
             )
+        if self.access_log_format is not None:
+            try:
+                self.access_format = AccessLogFormat(self.access_log_format)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+        if self.timeout_request_head is not None and not self.timeout_request_head > 0:
+            raise ConfigError(
+                f"--timeout-request-head must be a positive number, got {self.timeout_request_head}"
+            )
+        for option, limit in (
+            ("--limit-request-line", self.limit_request_line),
+            ("--limit-request-fields", self.limit_request_fields),
+            ("--limit-request-field-size", self.limit_request_field_size),
+        ):
+            if limit is not None and limit < 1:
+                raise ConfigError(f"{option} must be at least 1, got {limit}")
+        if self.metrics_port is not None:
+            if not 0 <= self.metrics_port <= 65535:
+                raise ConfigError(f"--metrics-port must be a TCP port (0-65535), got {self.metrics_port}")
+            if self.workers > 1 and not self.reload:
+                raise ConfigError(
+                    "--metrics-port reports the counters of one process and cannot be combined with "
+                    "--workers; use --threads for several event loops in one process."
+                )
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be at least 1, got {self.threads}")
-        if self.is_ssl:
-            raise _not_supported("TLS (--ssl-keyfile/--ssl-certfile)")
-        if self.http2:
-            raise _not_supported("--http2")
+        if self.ssl_context_factory is not None:
+            raise _not_supported(
+                "ssl_context_factory (TLS is served by rustls, not an ssl.SSLContext: use the ssl_* options)"
+            )
+        self._validate_http()
         if self.reset_contextvars:
             raise _not_supported("--reset-contextvars")
         if not isinstance(self.ws, str) or self.ws not in SUPPORTED_WS:
@@ -340,7 +471,44 @@ class Config:
         if self.limit_concurrency is not None and self.limit_concurrency < 1:
             raise ConfigError(f"--limit-concurrency must be at least 1, got {self.limit_concurrency}")
 
+    def _validate_http(self) -> None:
+        if isinstance(self.http, str) and self.http not in HTTP_CHOICES:
+            raise ConfigError(f"Invalid --http {self.http!r}: expected one of {', '.join(HTTP_CHOICES)}.")
+        if self.http2 and self.http == "1":
+            raise ConfigError("--http2 and --http 1 contradict each other: HTTP/2 would be off.")
+        for option, value, low, high in (
+            ("--h2-max-concurrent-streams", self.h2_max_concurrent_streams, 1, 2**32 - 1),
+            ("--h2-max-header-list-size", self.h2_max_header_list_size, 1024, 2**32 - 1),
+            ("--h2-initial-stream-window-size", self.h2_initial_stream_window_size, 1, H2_MAX_WINDOW_SIZE),
+            (
+                "--h2-initial-connection-window-size",
+                self.h2_initial_connection_window_size,
+                1,
+                H2_MAX_WINDOW_SIZE,
+            ),
+            ("--h2-max-frame-size", self.h2_max_frame_size, H2_MIN_FRAME_SIZE, H2_MAX_FRAME_SIZE),
+            ("--h2-max-pending-accept-reset-streams", self.h2_max_pending_accept_reset_streams, 1, 2**32),
+            ("--h2-max-local-error-reset-streams", self.h2_max_local_error_reset_streams, 1, 2**32),
+        ):
+            if not low <= value <= high:
+                raise ConfigError(f"{option} must be between {low} and {high}, got {value}")
+        for option, seconds in (
+            ("--h2-keep-alive-interval", self.h2_keep_alive_interval),
+            ("--h2-keep-alive-timeout", self.h2_keep_alive_timeout),
+        ):
+            if seconds is not None and not seconds > 0:
+                raise ConfigError(f"{option} must be a positive number of seconds, got {seconds}")
+
     # ----------------------------------------------------------------------------------- properties
+
+    @property
+    def http_protocols(self) -> Literal["auto", "1", "2"]:
+        """The HTTP versions served: ``--http 1`` or ``2`` alone, else both."""
+        if self.http == "1":
+            return "1"
+        if self.http == "2":
+            return "2"
+        return "auto"
 
     @property
     def asgi_version(self) -> Literal["2.0", "3.0"]:
@@ -362,9 +530,14 @@ class Config:
 
     def configure_logging(self) -> None:
         """Apply ``log_config`` (dict, .json, .yaml/.yml or an ini file for ``fileConfig``), then
-        ``log_level`` and the ``access_log`` switch, like uvicorn does."""
+        ``log_level`` and the ``access_log`` switch, like uvicorn does.
+
+        A configuration written for uvicorn (it sets up ``uvicorn``, ``uvicorn.error`` or
+        ``uvicorn.access`` and no turboasgi logger) works unchanged: the turboasgi loggers forward to
+        their uvicorn counterparts, and ``uvicorn.logging.*`` formatter classes mean ours."""
         logging.addLevelName(TRACE_LOG_LEVEL, "TRACE")
 
+        configured: set[str] = set()
         if self.log_config is not None:
             if isinstance(self.log_config, os.PathLike):
                 self.log_config = os.fspath(self.log_config)
@@ -376,10 +549,10 @@ class Config:
                         formatter = self.log_config.get("formatters", {}).get(name)
                         if isinstance(formatter, dict):
                             formatter["use_colors"] = self.use_colors
-                logging.config.dictConfig(self.log_config)
+                configured = self._apply_dict_config(self.log_config)
             elif isinstance(self.log_config, str) and self.log_config.endswith(".json"):
                 with open(self.log_config) as file:
-                    logging.config.dictConfig(json.load(file))
+                    configured = self._apply_dict_config(json.load(file))
             elif isinstance(self.log_config, str) and self.log_config.endswith((".yaml", ".yml")):
                 try:
                     import yaml
@@ -389,10 +562,11 @@ class Config:
                         "with YAML files."
                     ) from exc
                 with open(self.log_config) as file:
-                    logging.config.dictConfig(yaml.safe_load(file))
+                    configured = self._apply_dict_config(yaml.safe_load(file))
             else:
-                logging.config.fileConfig(self.log_config, disable_existing_loggers=False)
+                configured = self._apply_file_config(self.log_config)
 
+        forwarded = uses_uvicorn_loggers(configured)
         if self.log_level is not None:
             if isinstance(self.log_level, str):
                 try:
@@ -403,12 +577,38 @@ class Config:
                     ) from None
             else:
                 level = self.log_level
-            for name in ("turboasgi.error", "turboasgi.access", "turboasgi.asgi"):
-                logging.getLogger(name).setLevel(level)
+            roots = ("turboasgi", "uvicorn") if forwarded else ("turboasgi",)
+            for root in roots:
+                for name in ("error", "access", "asgi"):
+                    logging.getLogger(f"{root}.{name}").setLevel(level)
+        if forwarded:
+            forward_to_uvicorn()
         if self.access_log is False:
             access = logging.getLogger("turboasgi.access")
             access.handlers = []
             access.propagate = False
+
+    @staticmethod
+    def _apply_dict_config(config: dict[str, Any]) -> set[str]:
+        logging.config.dictConfig(translate_formatter_classes(config))
+        return configured_logger_names(config)
+
+    @staticmethod
+    def _apply_file_config(source: str | RawConfigParser | IO[Any]) -> set[str]:
+        # Read the way fileConfig reads (interpolation included), so that the parser handed to it
+        # behaves the same, with uvicorn's formatter classes swapped for ours.
+        if isinstance(source, RawConfigParser):
+            parser = source
+        else:
+            parser = ConfigParser()
+            if isinstance(source, str):
+                if not parser.read(source, encoding="utf-8"):
+                    raise ConfigError(f"--log-config {source!r}: the file cannot be read")
+            else:
+                parser.read_file(source)
+        translate_ini_formatter_classes(parser)
+        logging.config.fileConfig(parser, disable_existing_loggers=False)
+        return configured_logger_names(parser)
 
     # ----------------------------------------------------------------------------------- app loading
 
@@ -432,6 +632,7 @@ class Config:
             (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in self.headers
         ]
         self.lifespan_class = import_from_string(LIFESPAN[self.lifespan])
+        self.tls = self.load_tls()
 
         app = self.load_app()
         try:
@@ -460,8 +661,32 @@ class Config:
         if self.interface == "asgi2":
             app = ASGI2Middleware(app)
 
+        if logger.isEnabledFor(TRACE_LOG_LEVEL):
+            from turboasgi.message_logger import MessageLogger
+
+            app = MessageLogger(app)
+
         self.loaded_app = app
         self.loaded = True
+
+    def tls_config(self) -> TlsConfig | None:
+        """The Rust core's TLS configuration from the ``ssl_*`` options (None without TLS); raises
+        ``turboasgi.tls.TLSSetupError`` naming the option at fault."""
+        if not self.is_ssl:
+            return None
+        from turboasgi.tls import build_tls_config
+
+        return build_tls_config(self)
+
+    def load_tls(self) -> TlsConfig | None:
+        """``tls_config()``, or log the error and exit with status 1 (as uvicorn does)."""
+        from turboasgi.tls import TLSSetupError
+
+        try:
+            return self.tls_config()
+        except TLSSetupError as exc:
+            logger.error("%s", exc)
+            sys.exit(TLS_SETUP_FAILURE)
 
     def get_loop_factory(self) -> Callable[[], asyncio.AbstractEventLoop] | None:
         """The event loop factory for ``loop``: ``none`` -> None (let asyncio decide), ``auto`` -> uvloop
@@ -518,13 +743,32 @@ class Config:
                 sock.listen(self.backlog)
             except OSError as exc:
                 sock.close()
-                logger.error(exc)
+                logger.error(_bind_error(exc, (self.host, self.port)))
                 sys.exit(STARTUP_FAILURE)
             message = "Turboasgi running on " + address + suffix
             color_message = "Turboasgi running on " + style(address, bold=True) + suffix
             args = ["https" if self.is_ssl else "http", self.host, sock.getsockname()[1]]
         logger.info(message, *args, extra={"color_message": color_message})
         sock.set_inheritable(True)
+        return sock
+
+    def bind_metrics_socket(self) -> socket.socket:
+        """The listening socket of the Prometheus endpoint (``metrics_port``), with a log line naming
+        its address. Bind errors are logged and exit with status 3, like the main socket's."""
+        assert self.metrics_port is not None
+        host = self.metrics_host or "127.0.0.1"
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family=family, type=socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, self.metrics_port))
+            sock.listen(64)
+        except OSError as exc:
+            sock.close()
+            logger.error("Cannot serve metrics on %s port %d: %s", host, self.metrics_port, exc)
+            sys.exit(STARTUP_FAILURE)
+        address = "http://[%s]:%d/metrics" if family == socket.AF_INET6 else "http://%s:%d/metrics"
+        logger.info("Prometheus metrics on " + address, host, sock.getsockname()[1])
         return sock
 
     def bind_sibling(self, sock: socket.socket) -> socket.socket | None:
@@ -560,7 +804,7 @@ class Config:
             sock.listen(self.backlog)
         except OSError as exc:
             sock.close()
-            logger.error(exc)
+            logger.error(_bind_error(exc, path))
             sys.exit(STARTUP_FAILURE)
         return sock
 
@@ -604,4 +848,23 @@ class Config:
             ws_ping_interval=self.ws_ping_interval,
             ws_ping_timeout=self.ws_ping_timeout,
             ws_per_message_deflate=self.ws_per_message_deflate,
+            metrics=self.metrics_port is not None,
+            timeout_request_head=self.timeout_request_head,
+            timeout_request_body=self.timeout_request_body,
+            limit_request_line=self.limit_request_line,
+            limit_request_fields=self.limit_request_fields,
+            limit_request_field_size=self.limit_request_field_size,
+            # decided once: with trace off, connections cost no log work at all
+            trace_connections=logger.isEnabledFor(TRACE_LOG_LEVEL),
+            tls=self.tls,
+            http_protocols=self.http_protocols,
+            h2_max_concurrent_streams=self.h2_max_concurrent_streams,
+            h2_max_header_list_size=self.h2_max_header_list_size,
+            h2_initial_stream_window_size=self.h2_initial_stream_window_size,
+            h2_initial_connection_window_size=self.h2_initial_connection_window_size,
+            h2_max_frame_size=self.h2_max_frame_size,
+            h2_keep_alive_interval=self.h2_keep_alive_interval,
+            h2_keep_alive_timeout=float(self.h2_keep_alive_timeout),
+            h2_max_pending_accept_reset_streams=self.h2_max_pending_accept_reset_streams,
+            h2_max_local_error_reset_streams=self.h2_max_local_error_reset_streams,
         )

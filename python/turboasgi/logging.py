@@ -1,7 +1,13 @@
-"""Log formatters and the default logging configuration (uvicorn-compatible output).
+"""Log formatters, the default logging configuration (uvicorn-compatible output), and what makes a
+logging configuration written for uvicorn apply to turboasgi.
 
 Loggers: ``turboasgi`` (parent, stderr), ``turboasgi.error`` (server messages) and ``turboasgi.access``
 (one line per response, stdout).
+
+A configuration that sets up uvicorn's loggers (``uvicorn``, ``uvicorn.error``, ``uvicorn.access``)
+and none of turboasgi's gets each turboasgi logger forwarded to its uvicorn counterpart
+(``forward_to_uvicorn``): the records then go through that logger's level, filters, handlers and
+formatters, under the uvicorn name, exactly as uvicorn's own records would.
 """
 
 from __future__ import annotations
@@ -14,6 +20,12 @@ from typing import Any, Literal
 
 __all__ = [
     "TRACE_LOG_LEVEL",
+    "UVICORN_COUNTERPARTS",
+    "ForwardHandler",
+    "configured_logger_names",
+    "forward_to_uvicorn",
+    "has_output",
+    "uses_uvicorn_loggers",
     "LOGGING_CONFIG",
     "ColourizedFormatter",
     "DefaultFormatter",
@@ -96,6 +108,10 @@ class ColourizedFormatter(logging.Formatter):
         return style(level_name, fg=colour) if colour else level_name
 
     def formatMessage(self, record: logging.LogRecord) -> str:
+        return super().formatMessage(self.with_level_prefix(record))
+
+    def with_level_prefix(self, record: logging.LogRecord) -> logging.LogRecord:
+        """A copy of ``record`` with ``levelprefix`` (``INFO:     ``, coloured when enabled) set."""
         rec = copy(record)
         level_name = rec.levelname
         padding = " " * max(8 - len(level_name), 0)
@@ -106,7 +122,7 @@ class ColourizedFormatter(logging.Formatter):
                 rec.msg = color_message
                 rec.__dict__["message"] = rec.getMessage()
         rec.__dict__["levelprefix"] = f"{level_name}:{padding}"
-        return super().formatMessage(rec)
+        return rec
 
 
 class DefaultFormatter(ColourizedFormatter):
@@ -114,6 +130,9 @@ class DefaultFormatter(ColourizedFormatter):
 
     def should_use_colors(self) -> bool:
         return sys.stderr.isatty()
+
+
+_PREFORMATTED = logging.PercentStyle("%(levelprefix)s %(message)s")
 
 
 class AccessFormatter(ColourizedFormatter):
@@ -139,6 +158,10 @@ class AccessFormatter(ColourizedFormatter):
     def formatMessage(self, record: logging.LogRecord) -> str:
         rec = copy(record)
         args: Any = rec.args
+        if not args:
+            # A line written by --access-log-format: the operator's template replaces the format's
+            # request fields; the level prefix stays.
+            return _PREFORMATTED.format(self.with_level_prefix(rec))
         client_addr, method, full_path, http_version, status_code = args
         request_line = f"{method} {full_path} HTTP/{http_version}"
         if self.use_colors:
@@ -181,3 +204,120 @@ LOGGING_CONFIG: dict[str, Any] = {
         "turboasgi.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
     },
 }
+
+
+# ------------------------------------------------------------------------------ uvicorn log configs
+
+UVICORN_COUNTERPARTS: dict[str, str] = {
+    "turboasgi": "uvicorn",
+    "turboasgi.error": "uvicorn.error",
+    "turboasgi.access": "uvicorn.access",
+    "turboasgi.asgi": "uvicorn.asgi",
+}
+"""Each turboasgi logger and the uvicorn logger that plays the same part."""
+
+# A configuration written for uvicorn names uvicorn's formatter classes; ours take the same arguments
+# and the same records, and uvicorn need not be installed.
+_UVICORN_FORMATTER_MODULE = "uvicorn.logging."
+_OUR_FORMATTER_MODULE = "turboasgi.logging."
+
+
+def _in_namespace(name: str, root: str) -> bool:
+    return name == root or name.startswith(root + ".")
+
+
+def uses_uvicorn_loggers(names: set[str]) -> bool:
+    """True for a configuration of uvicorn's loggers that does not configure turboasgi's."""
+    return any(_in_namespace(n, "uvicorn") for n in names) and not any(
+        _in_namespace(n, "turboasgi") for n in names
+    )
+
+
+def translate_formatter_classes(config: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a dictConfig dict in which ``uvicorn.logging.X`` formatter classes are ours."""
+    formatters = config.get("formatters")
+    if not isinstance(formatters, dict):
+        return config
+    translated = dict(config)
+    translated["formatters"] = {}
+    for name, spec in formatters.items():
+        if isinstance(spec, dict):
+            spec = dict(spec)
+            for key in ("()", "class"):
+                value = spec.get(key)
+                if isinstance(value, str) and value.startswith(_UVICORN_FORMATTER_MODULE):
+                    spec[key] = _OUR_FORMATTER_MODULE + value[len(_UVICORN_FORMATTER_MODULE) :]
+        translated["formatters"][name] = spec
+    return translated
+
+
+def translate_ini_formatter_classes(parser: Any) -> None:
+    """The same for a ``fileConfig`` parser (``[formatter_x]`` sections, ``class=`` option), in place."""
+    for section in parser.sections():
+        if section.startswith("formatter_") and parser.has_option(section, "class"):
+            value = parser.get(section, "class", raw=True)
+            if value.startswith(_UVICORN_FORMATTER_MODULE):
+                parser.set(section, "class", _OUR_FORMATTER_MODULE + value[len(_UVICORN_FORMATTER_MODULE) :])
+
+
+def configured_logger_names(config: Any) -> set[str]:
+    """The loggers a dictConfig dict or a fileConfig parser sets up (the root logger excluded)."""
+    if isinstance(config, dict):
+        loggers = config.get("loggers")
+        return set(loggers) if isinstance(loggers, dict) else set()
+    names: set[str] = set()
+    if not config.has_option("loggers", "keys"):
+        return names
+    for key in config.get("loggers", "keys", raw=True).split(","):
+        key = key.strip()
+        if not key or key == "root":
+            continue
+        names.add(config.get(f"logger_{key}", "qualname", raw=True, fallback=key).strip())
+    return names
+
+
+class ForwardHandler(logging.Handler):
+    """Hands each record to another logger, renamed to it, when that logger's level lets it through;
+    that logger's filters, handlers and propagation then apply as to its own records."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__()
+        self.target = target
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # What Logger.handle does, by hand: CPython 3.13's recursion guard makes every logger refuse
+        # records while the thread is inside a handler, and this call always is.
+        target = logging.getLogger(self.target)
+        if target.disabled or record.levelno < target.getEffectiveLevel():
+            return
+        forwarded = copy(record)
+        forwarded.name = self.target
+        filtered = target.filter(forwarded)
+        if filtered:
+            target.callHandlers(filtered if isinstance(filtered, logging.LogRecord) else forwarded)
+
+
+def forward_to_uvicorn() -> None:
+    """Route every turboasgi logger to its uvicorn counterpart (see the module docstring). The
+    turboasgi loggers take their counterpart's effective level, so that a disabled level costs no
+    record, and are re-enabled if the configuration disabled them as unnamed existing loggers (their
+    counterparts decide now)."""
+    for ours, theirs in UVICORN_COUNTERPARTS.items():
+        logger = logging.getLogger(ours)
+        logger.handlers = [ForwardHandler(theirs)]
+        logger.propagate = False
+        logger.disabled = False
+        logger.setLevel(logging.getLogger(theirs).getEffectiveLevel())
+
+
+def has_output(logger: logging.Logger) -> bool:
+    """Whether records of ``logger`` can reach a handler (following forwarding to uvicorn loggers)."""
+    for handler in logger.handlers:
+        if isinstance(handler, ForwardHandler):
+            if has_output(logging.getLogger(handler.target)):
+                return True
+        else:
+            return True
+    if logger.propagate and logger.parent is not None:
+        return has_output(logger.parent)
+    return False

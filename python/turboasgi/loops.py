@@ -58,7 +58,7 @@ class LoopRuntime:
     def __init__(self, config: Config, loop: asyncio.AbstractEventLoop, access_log: bool) -> None:
         self.config = config
         self.loop = loop
-        self.http = HttpRunner(config.loaded_app, access_log=access_log)
+        self.http = HttpRunner(config.loaded_app, access_log=access_log, access_format=config.access_format)
         self.websocket = WebSocketRunner(config.loaded_app, access_log=access_log, tasks=self.http.tasks)
         self.lifespan: Any = config.lifespan_class(config)
         self.handle: LoopHandle | None = None
@@ -70,6 +70,19 @@ class LoopRuntime:
     def attach(self, core: ServerCore) -> None:
         self.handle = core.add_loop(self.loop, self.http, self.lifespan.state, self.websocket)
         self.loop.add_reader(self.handle.fileno(), self.handle.drain)
+
+    def cancel_tasks_threadsafe(self) -> None:
+        """Cancel this loop's request Tasks (the graceful-shutdown timeout passed); callable from any
+        thread."""
+        try:
+            self.loop.call_soon_threadsafe(self._cancel_tasks)
+        except RuntimeError:
+            pass  # that loop has already stopped: it has no Task left to cancel
+
+    def _cancel_tasks(self) -> None:
+        self.http.shutdown_cancelled = True  # the runners then log what each client got
+        for task in list(self.tasks):
+            task.cancel(msg="timeout graceful shutdown exceeded")
 
     def detach(self) -> None:
         if self.handle is not None:
@@ -117,6 +130,7 @@ class LoopThread:
         self.force = False
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.runtime: LoopRuntime | None = None
         self.thread = threading.Thread(target=self._main, name=f"turboasgi-loop-{index}", daemon=True)
 
     def start(self) -> None:
@@ -152,6 +166,7 @@ class LoopThread:
     async def _serve(self, loop: asyncio.AbstractEventLoop) -> None:
         self._stop = asyncio.Event()
         runtime = LoopRuntime(self.config, loop, self.access_log)
+        self.runtime = runtime
         runtime.lifespan.logger = _ExtraLoopLifespanLogger(self.index)
         await runtime.lifespan.startup()
         if runtime.lifespan.should_exit:
@@ -161,7 +176,9 @@ class LoopThread:
         runtime.attach(self.core)
         self.ready.set()
         await self._stop.wait()
-        await runtime.wait_tasks(self.config.timeout_graceful_shutdown, lambda: self.force)
+        # Server.shutdown() already waited (within --timeout-graceful-shutdown) for the Tasks of every
+        # loop and cancelled them when the time ran out: whatever is left now is cancelled.
+        await runtime.wait_tasks(0.0, lambda: self.force)
         runtime.detach()
         if not self.force:
             await runtime.lifespan.shutdown()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -11,11 +12,14 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Generator, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING
 
 from turboasgi._core import ServerCore
+from turboasgi.config import STARTUP_FAILURE
+from turboasgi.logging import has_output, style
 from turboasgi.loops import (
     LoopRuntime,
     LoopThread,
@@ -33,20 +37,94 @@ HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 logger = logging.getLogger("turboasgi.error")
 
 
+class Listener:
+    """One entry of ``Server.servers``: the listening sockets, like the ``asyncio.Server`` objects
+    uvicorn keeps there (``server.servers[0].sockets[0].getsockname()`` gives the bound address).
+    The sockets are served by the Rust core, which accepts on duplicates of them."""
+
+    def __init__(self, sockets: Sequence[socket.socket]) -> None:
+        self.sockets: tuple[socket.socket, ...] = tuple(sockets)
+
+    def is_serving(self) -> bool:
+        return any(sock.fileno() != -1 for sock in self.sockets)
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+
+    async def wait_closed(self) -> None:
+        return None
+
+
+class ServerState:
+    """``Server.server_state`` as in uvicorn, read from the Rust core: ``total_requests``,
+    ``connections`` (only its size: connections live in Rust, not as Python protocol objects),
+    ``tasks`` (the request Tasks of the main loop) and ``default_headers``."""
+
+    def __init__(self, server: Server) -> None:
+        self._server = server
+
+    @property
+    def total_requests(self) -> int:
+        core = self._server.core
+        return core.request_count() if core is not None else 0
+
+    @property
+    def connections(self) -> ConnectionCount:
+        return ConnectionCount(self._server.core)
+
+    @property
+    def tasks(self) -> set[asyncio.Task[None]]:
+        runtime = self._server.main_runtime
+        return runtime.tasks if runtime is not None else set()
+
+    @property
+    def default_headers(self) -> list[tuple[bytes, bytes]]:
+        return self._server.config.default_headers()
+
+
+class ConnectionCount:
+    """``len(server.server_state.connections)``: the open connections, counted by the Rust core."""
+
+    def __init__(self, core: ServerCore | None) -> None:
+        self._count = core.connection_count() if core is not None else 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __bool__(self) -> bool:
+        return self._count > 0
+
+
 class Server:
-    """The same interface as ``uvicorn.Server``: ``run()``, ``await serve()``, ``started``,
-    ``should_exit``, ``force_exit``, ``handle_exit()``, ``capture_signals()``."""
+    """The same interface as ``uvicorn.Server``: ``run()``, ``await serve()``, ``startup()``,
+    ``main_loop()``, ``on_tick()``, ``shutdown()``, ``started``, ``should_exit``, ``force_exit``,
+    ``servers``, ``server_state``, ``last_notified``, ``limit_max_requests``, ``handle_exit()``,
+    ``capture_signals()``."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        self.server_state = ServerState(self)
         self.started = False
         self.should_exit = False
         self.force_exit = False
+        self.last_notified = 0.0
+        self.servers: list[Listener] = []
         self.core: ServerCore | None = None
         self.main_runtime: LoopRuntime | None = None
         self.loop_threads: list[LoopThread] = []
         self._sockets: list[socket.socket] = []
         self._captured_signals: list[int] = []
+
+    @functools.cached_property
+    def limit_max_requests(self) -> int | None:
+        """``--limit-max-requests`` plus the jitter, drawn once per process so that workers do not all
+        recycle together."""
+        if self.config.limit_max_requests is None:
+            return None
+        return self.config.limit_max_requests + random.randint(
+            0, max(0, self.config.limit_max_requests_jitter)
+        )
 
     def run(self, sockets: Sequence[socket.socket] | None = None) -> None:
         loop_factory = self.config.get_loop_factory()
@@ -69,26 +147,30 @@ class Server:
         if not config.loaded:
             config.load()
         self.loop_count = config.threads or default_loop_count()
-        access_log = bool(config.access_log) and logging.getLogger("turboasgi.access").hasHandlers()
+        access_log = bool(config.access_log) and has_output(logging.getLogger("turboasgi.access"))
         self.main_runtime = LoopRuntime(config, asyncio.get_running_loop(), access_log)
         self.lifespan = self.main_runtime.lifespan
 
         message = "Started server process [%d]"
-        logger.info(message, process_id, extra={"color_message": message})
+        color_message = "Started server process [" + style("%d", fg="cyan") + "]"
+        logger.info(message, process_id, extra={"color_message": color_message})
 
         await self.startup(sockets=sockets)
-        if self.should_exit:
-            return
-        await self.main_loop()
-        await self.shutdown()
-
-        logger.info("Finished server process [%d]", process_id, extra={"color_message": message})
+        if not self.should_exit:
+            await self.main_loop()
+        # A stop asked for during startup still shuts down what started (uvicorn's order).
+        if self.started:
+            await self.shutdown(sockets=sockets)
+            message = "Finished server process [%d]"
+            color_message = "Finished server process [" + style("%d", fg="cyan") + "]"
+            logger.info(message, process_id, extra={"color_message": color_message})
 
     async def startup(self, sockets: Sequence[socket.socket] | None = None) -> None:
+        """Lifespan startup, the core and its loops, the listening sockets. A failed startup raises
+        ``SystemExit(3)``, as uvicorn's does."""
         await self.lifespan.startup()
         if self.lifespan.should_exit:
-            self.should_exit = True
-            return
+            sys.exit(STARTUP_FAILURE)
 
         config = self.config
         assert self.main_runtime is not None
@@ -96,10 +178,12 @@ class Server:
         self.core = core
         self.main_runtime.attach(core)
         if not await self._start_loop_threads(core):
-            self.should_exit = True
-            return
+            self.main_runtime.detach()
+            sys.exit(STARTUP_FAILURE)
 
         try:
+            # Metrics first: once the "running on" line is out, everything is being served.
+            metrics = config.bind_metrics_socket() if config.metrics_port is not None else None
             listening = list(sockets) if sockets else [config.bind_socket()]
         except SystemExit:
             await self.lifespan.shutdown()
@@ -108,6 +192,10 @@ class Server:
             core.listen(sock.fileno(), unix=sock.family == socket.AF_UNIX)
         if not sockets:
             self._sockets = listening
+        if metrics is not None:
+            core.serve_metrics(metrics.fileno())
+            self._sockets.append(metrics)
+        self.servers = [Listener(listening)]
         self.started = True
 
     async def _start_loop_threads(self, core: ServerCore) -> bool:
@@ -161,45 +249,91 @@ class Server:
             should_exit = await self.on_tick(counter)
 
     async def on_tick(self, counter: int) -> bool:
+        if counter % 10 == 0 and self.config.callback_notify is not None:
+            now = time.time()
+            if now - self.last_notified > self.config.timeout_notify:
+                self.last_notified = now
+                await self.config.callback_notify()
         if self.should_exit:
             return True
-        limit = self.config.limit_max_requests
-        if limit is not None and self.core is not None:
-            # The jitter is drawn once per process, so that workers do not all recycle together.
-            request_limit: int | None = getattr(self, "_request_limit", None)
-            if request_limit is None:
-                request_limit = limit + random.randint(0, max(0, self.config.limit_max_requests_jitter))
-                self._request_limit = request_limit
+        request_limit = self.limit_max_requests
+        if request_limit is not None and self.core is not None:
             if self.core.request_count() >= request_limit:
-                logger.warning("Maximum request limit of %d exceeded. Terminating process.", request_limit)
+                logger.info("Maximum request limit of %d exceeded. Terminating process.", request_limit)
                 return True
-        if self.config.callback_notify is not None and counter % 10 == 0:
-            await self.config.callback_notify()
         return False
 
-    async def shutdown(self) -> None:
+    async def shutdown(self, sockets: Sequence[socket.socket] | None = None) -> None:
+        """Stop accepting, let in-flight requests and their tasks finish, then run lifespan shutdown.
+
+        ``--timeout-graceful-shutdown N`` bounds the whole wait, on every loop together: after N
+        seconds the remaining request Tasks are cancelled (a request with no response yet is answered
+        500, a response already under way is cut off) and the remaining connections are closed."""
         logger.info("Shutting down")
+        for sock in sockets or []:
+            sock.close()
         core = self.core
         runtime = self.main_runtime
         if core is not None and runtime is not None:
-            if core.connection_count() or runtime.tasks:
+            loop = asyncio.get_running_loop()
+            timeout = self.config.timeout_graceful_shutdown
+            deadline = None if timeout is None else loop.time() + max(0.0, timeout)
+            if core.connection_count() or self._pending_tasks():
                 logger.info("Waiting for connections to close. (CTRL+C to force quit)")
             assert runtime.handle is not None
-            closing = core.shutdown(runtime.handle, self.config.timeout_graceful_shutdown)
+            # No timeout in the core: this method owns the deadline, so that N is spent only once.
+            closing = core.shutdown(runtime.handle, None)
             # New clients are refused from now on, not left waiting in the backlog.
             for sock in self._sockets:
                 sock.close()
-            while not closing.done():
-                if self.force_exit:
-                    core.force_close()
-                await asyncio.wait({closing}, timeout=0.1)
-            if runtime.tasks:
-                logger.info("Waiting for background tasks to complete. (CTRL+C to force quit)")
-            await runtime.wait_tasks(self.config.timeout_graceful_shutdown, lambda: self.force_exit)
+            await self._wait_drained(closing, deadline)
+            if self.force_exit:
+                core.force_close()
+            elif not closing.done() or self._pending_tasks():
+                await self._cancel_remaining(closing)
+                core.force_close()
+            await asyncio.wait({closing}, timeout=10.0)
+            await runtime.wait_tasks(0.0, lambda: self.force_exit)  # cancels what a forced exit left
             runtime.detach()
             await self._stop_loop_threads()
         if not self.force_exit:
             await self.lifespan.shutdown()
+
+    def _runtimes(self) -> list[LoopRuntime]:
+        runtimes = [self.main_runtime] if self.main_runtime is not None else []
+        return runtimes + [t.runtime for t in self.loop_threads if t.runtime is not None]
+
+    def _pending_tasks(self) -> int:
+        return sum(len(runtime.tasks) for runtime in self._runtimes())
+
+    async def _wait_drained(self, closing: asyncio.Future[None], deadline: float | None) -> None:
+        """Until every connection is closed and every request Task (on every loop) has finished,
+        the deadline passes, or a second Ctrl+C asks to force the exit."""
+        loop = asyncio.get_running_loop()
+        announced = False
+        while not self.force_exit:
+            if closing.done():
+                if not self._pending_tasks():
+                    return
+                if not announced:
+                    announced = True
+                    logger.info("Waiting for background tasks to complete. (CTRL+C to force quit)")
+            if deadline is not None and loop.time() >= deadline:
+                return
+            await asyncio.wait(
+                {closing}, timeout=0.1 if deadline is None else min(0.1, deadline - loop.time())
+            )
+
+    async def _cancel_remaining(self, closing: asyncio.Future[None]) -> None:
+        """The graceful-shutdown timeout passed: cancel the request Tasks on every loop, then give the
+        500 responses this produces a moment to reach their clients before the connections close."""
+        logger.error("Cancel %s running task(s), timeout graceful shutdown exceeded", self._pending_tasks())
+        for runtime in self._runtimes():
+            runtime.cancel_tasks_threadsafe()
+        loop = asyncio.get_running_loop()
+        flush_deadline = loop.time() + 1.0
+        while (not closing.done() or self._pending_tasks()) and loop.time() < flush_deadline:
+            await asyncio.wait({closing}, timeout=0.02)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:

@@ -8,7 +8,8 @@ turboasgi ``Server`` on gunicorn's sockets. Gunicorn settings map to turboasgi's
   (``callback_notify``), so a worker whose event loop is stuck is killed and replaced
 - ``--max-requests`` / ``--max-requests-jitter`` -> ``limit_max_requests`` (gunicorn draws the jitter)
 - ``--forwarded-allow-ips`` -> ``forwarded_allow_ips``
-- TLS settings (``--keyfile``, ``--certfile``) -> a "not yet supported" error: turboasgi has no TLS yet
+- TLS settings (``--keyfile``, ``--certfile``, ``--ca-certs``, ``--cert-reqs``, ``--ssl-version``,
+  ``--ciphers``) -> the ``ssl_*`` options, served by turboasgi's rustls (gunicorn does not wrap the sockets)
 
 Signals: SIGTERM is a graceful stop, SIGINT and SIGQUIT a quick one (connections are closed).
 """
@@ -24,7 +25,7 @@ from typing import Any
 from gunicorn.arbiter import Arbiter
 from gunicorn.workers.base import Worker
 
-from turboasgi.config import Config, ConfigError
+from turboasgi.config import Config
 
 __all__ = ["TurboWorker"]
 
@@ -49,6 +50,18 @@ class TurboWorker(Worker):  # type: ignore[misc]
 
         max_requests = self.max_requests if self.max_requests < sys.maxsize else None
         forwarded = self.cfg.forwarded_allow_ips
+        ssl_kwargs: dict[str, Any] = {}
+        if self.cfg.is_ssl:
+            options = self.cfg.ssl_options
+            ssl_kwargs = {
+                "ssl_keyfile": options.get("keyfile"),
+                "ssl_certfile": options.get("certfile"),
+                "ssl_keyfile_password": options.get("password"),
+                "ssl_version": options.get("ssl_version"),
+                "ssl_cert_reqs": options.get("cert_reqs"),
+                "ssl_ca_certs": options.get("ca_certs"),
+                "ssl_ciphers": options.get("ciphers"),
+            }
         self.config = Config(
             app=None,
             log_config=None,
@@ -58,18 +71,19 @@ class TurboWorker(Worker):  # type: ignore[misc]
             limit_max_requests=max_requests,
             forwarded_allow_ips=forwarded if forwarded else None,
             backlog=self.cfg.backlog,
+            **ssl_kwargs,
             **self.CONFIG_KWARGS,
         )
         self.server: Any = None
 
     def init_process(self) -> None:
-        if self.cfg.is_ssl:
-            # Raised after the fork: the worker exits with gunicorn's boot error status, so the
-            # arbiter stops with "Worker failed to boot." instead of restarting it in a loop.
-            error = ConfigError(
-                "TLS (gunicorn --keyfile/--certfile) is not yet supported by turboasgi; "
-                "terminate TLS in a proxy in front of gunicorn"
-            )
+        from turboasgi.tls import TLSSetupError
+
+        try:
+            self.config.tls_config()
+        except TLSSetupError as error:
+            # After the fork: the worker exits with gunicorn's boot error status, so the arbiter
+            # stops with "Worker failed to boot." instead of restarting it in a loop.
             self.log.error("%s", error)
             sys.exit(Arbiter.WORKER_BOOT_ERROR)
         super().init_process()

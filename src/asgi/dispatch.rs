@@ -8,12 +8,13 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use super::http::{close_after, HttpTransport, RequestCtx};
+use super::http::{HttpTransport, RequestCtx, RequestTraits};
 use super::scope::{build_scope, ScopeKind};
 use super::ws::{WebSocketTransport, WsCtx};
 use crate::bridge::inbox::{Event, Inbox};
 use crate::bridge::outbox::{enter_loop, LoopLink, Outbox};
 use crate::errors::ClientDisconnected;
+use crate::state::connection::ConnInfo;
 use crate::state::Shared;
 use crate::sync::lock_or_recover;
 
@@ -23,6 +24,15 @@ pub enum Job {
     Request(Box<RequestCtx>),
     /// A WebSocket handshake: build its scope and start the app's Task.
     WebSocket(Box<WsCtx>),
+    /// A request the network side answered itself (503 over `--limit-concurrency`): its access
+    /// log line.
+    Refused(Box<Refused>),
+}
+
+pub struct Refused {
+    pub parts: http::request::Parts,
+    pub conn: Arc<ConnInfo>,
+    pub status: u16,
 }
 
 /// The inbox of one event loop serving ASGI.
@@ -36,6 +46,8 @@ pub struct LoopEntry {
     link: Arc<LoopLink>,
     state: Py<PyDict>,
     server: Arc<Shared>,
+    /// Whether the handler writes access log lines (`HttpRunner.access_log`).
+    access_log: bool,
     /// Reused between drains so a busy loop does not allocate a queue per wakeup.
     batch: Mutex<VecDeque<Event<Job>>>,
 }
@@ -51,6 +63,10 @@ impl LoopEntry {
         server: Arc<Shared>,
     ) -> PyResult<Arc<Self>> {
         let py = event_loop.py();
+        let access_log = handler
+            .getattr(intern!(py, "access_log"))
+            .and_then(|flag| flag.is_truthy())
+            .unwrap_or(false);
         Ok(Arc::new(LoopEntry {
             inbox,
             handler: handler.unbind(),
@@ -59,6 +75,7 @@ impl LoopEntry {
             link: LoopLink::new(event_loop, outbox)?,
             state: state.unbind(),
             server,
+            access_log,
             batch: Mutex::new(VecDeque::with_capacity(64)),
         }))
     }
@@ -81,10 +98,28 @@ impl LoopEntry {
             shared,
             respond,
             self.link.clone(),
-            close_after(parts.version),
+            RequestTraits::of(&parts),
         );
         let coro = self.handler.bind(py).call1((scope, transport))?;
         self.create_task.bind(py).call1((coro,))?;
+        Ok(())
+    }
+
+    fn log_refused(&self, py: Python<'_>, refused: Refused) -> PyResult<()> {
+        if !self.access_log {
+            return Ok(());
+        }
+        let scope = build_scope(
+            py,
+            ScopeKind::Http,
+            &refused.parts,
+            &refused.conn,
+            &self.server.settings,
+            self.state.bind(py),
+        )?;
+        self.handler
+            .bind(py)
+            .call_method1(intern!(py, "log_response"), (scope, refused.status))?;
         Ok(())
     }
 
@@ -115,12 +150,13 @@ impl LoopEntry {
         match event {
             Event::Job(Job::Request(ctx)) => self.start_request(py, *ctx),
             Event::Job(Job::WebSocket(ctx)) => self.start_websocket(py, *ctx),
+            Event::Job(Job::Refused(refused)) => self.log_refused(py, *refused),
             Event::Wake(shared) => shared.wake_waiters(py),
-            Event::Warning(message) => {
+            Event::Log(level, message) => {
                 self.server
                     .error_logger()
                     .bind(py)
-                    .call_method1(intern!(py, "warning"), (message,))?;
+                    .call_method1(intern!(py, "log"), (level.number(), message))?;
                 Ok(())
             }
             Event::SendDone { future, delivered } => {

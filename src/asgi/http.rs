@@ -18,7 +18,8 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use super::message::{parse_http_send, HttpSend};
 use crate::bridge::awaitable::{done, resolve_waiters};
 use crate::bridge::inbox::{Notifier, Wakeable};
-use crate::bridge::outbox::LoopLink;
+use crate::bridge::outbox::{HeadFlush, LoopLink};
+use crate::config::Settings;
 use crate::errors::ClientDisconnected;
 use crate::state::body::{OnWire, RequestGuard, ResponseBody};
 use crate::state::connection::ConnInfo;
@@ -30,6 +31,10 @@ use crate::sync::lock_or_recover;
 const READ_AHEAD: usize = 64 * 1024;
 /// Streamed response chunks buffered between `send()` and the socket.
 const STREAM_CHANNEL: usize = 8;
+/// A request body the app left unread is read and dropped after the response when at most this
+/// much of it is still to come (the connection stays open); a longer or unknown rest closes the
+/// connection, announced with `connection: close`.
+const DRAIN_LIMIT: u64 = 64 * 1024;
 
 pub struct RequestCtx {
     pub parts: http::request::Parts,
@@ -54,6 +59,12 @@ struct RequestState {
     waiters: Vec<Py<PyAny>>,
     disconnected: bool,
     response_complete: bool,
+    /// Body bytes read from the client so far.
+    received: u64,
+    /// The response is complete and the app's unread body is being read and dropped.
+    draining: bool,
+    /// The body failed because `--timeout-request-body` ran out (not because of bad framing).
+    body_timed_out: bool,
 }
 
 /// State shared by the hyper side (body pump, response body, drop guard) and the loop thread.
@@ -67,6 +78,10 @@ pub struct RequestShared {
     pub body_failed: Notify,
     pub finished_cleanly: AtomicBool,
     on_wire_done: AtomicBool,
+    /// The body's Content-Length, when it has one.
+    body_length: Option<u64>,
+    /// The client waits for `100 Continue` before it sends the body.
+    expects_continue: bool,
 }
 
 impl RequestShared {
@@ -76,7 +91,9 @@ impl RequestShared {
         server: Arc<Shared>,
         conn: Arc<ConnInfo>,
         has_body: bool,
+        expects_continue: bool,
     ) -> Arc<Self> {
+        let body_length = hyper::body::Body::size_hint(&body).exact();
         Arc::new(RequestShared {
             state: Mutex::new(RequestState {
                 body: Some(body),
@@ -92,6 +109,9 @@ impl RequestShared {
                 waiters: Vec::new(),
                 disconnected: false,
                 response_complete: false,
+                received: 0,
+                draining: false,
+                body_timed_out: false,
             }),
             inbox,
             server,
@@ -100,15 +120,70 @@ impl RequestShared {
             body_failed: Notify::new(),
             finished_cleanly: AtomicBool::new(false),
             on_wire_done: AtomicBool::new(false),
+            body_length,
+            expects_continue,
         })
+    }
+
+    /// A client waiting for `100 Continue` that the app never asked for sends no body: reading it
+    /// now would send the `100 Continue` after the final response.
+    fn body_never_invited(&self, st: &RequestState) -> bool {
+        self.expects_continue && !st.pump_started
+    }
+
+    /// Whether the response must close the connection because the app left more of the request
+    /// body unread than is worth reading and dropping.
+    fn unread_body_closes(&self) -> bool {
+        let st = self.lock();
+        if st.body_state != BodyState::Reading {
+            return false;
+        }
+        if self.body_never_invited(&st) {
+            return true;
+        }
+        match self.body_length {
+            Some(length) => length.saturating_sub(st.received) > DRAIN_LIMIT,
+            None => true,
+        }
+    }
+
+    /// The response is complete: a short unread body is read and dropped so that the connection can
+    /// carry the next request (otherwise hyper would close it without a word).
+    fn drain_unread_body(self: &Arc<Self>) {
+        let mut st = self.lock();
+        let short_rest = self
+            .body_length
+            .is_some_and(|length| length.saturating_sub(st.received) <= DRAIN_LIMIT);
+        if st.body_state != BodyState::Reading
+            || st.disconnected
+            || !short_rest
+            || self.body_never_invited(&st)
+        {
+            return;
+        }
+        st.draining = true;
+        st.chunks.clear();
+        st.buffered = 0;
+        self.space.notify_one();
+        self.start_pump(&mut st);
     }
 
     fn lock(&self) -> MutexGuard<'_, RequestState> {
         lock_or_recover(&self.state)
     }
 
-    pub fn body_failed_now(&self) -> bool {
-        self.lock().body_state == BodyState::Failed
+    /// The server's answer to a request whose body failed: 400 for bad framing, 408 when
+    /// `--timeout-request-body` ran out. None while the body has not failed.
+    pub fn body_failure_response(&self, settings: &Settings) -> Option<Response<ResponseBody>> {
+        let st = self.lock();
+        if st.body_state != BodyState::Failed {
+            return None;
+        }
+        Some(if st.body_timed_out {
+            responses::request_timeout(settings)
+        } else {
+            responses::bad_request(settings)
+        })
     }
 
     pub fn is_disconnected(&self) -> bool {
@@ -122,7 +197,8 @@ impl RequestShared {
         st.pump_started = true;
         if let Some(body) = st.body.take() {
             let shared = self.clone();
-            self.server.runtime.spawn(pump_body(shared, body));
+            let idle = self.server.settings.timeout_keep_alive;
+            self.server.runtime.spawn(pump_body(shared, body, idle));
         }
     }
 
@@ -212,29 +288,54 @@ fn disconnect_event(py: Python<'_>) -> PyResult<Py<PyAny>> {
     Ok(d.into_any().unbind())
 }
 
-/// Reads the request body into a bounded buffer, a little ahead of the app.
-async fn pump_body(shared: Arc<RequestShared>, mut body: Incoming) {
+/// Reads the request body into a bounded buffer, a little ahead of the app; once draining, reads
+/// and drops the rest, giving up (the connection then closes) after `idle` without data.
+async fn pump_body(shared: Arc<RequestShared>, mut body: Incoming, idle: std::time::Duration) {
+    // `--timeout-request-body`: what is left of the time the client may keep us waiting for its body
+    // (time the app takes to read is not counted: the pump waits for room before it reads).
+    let mut client_time = shared.server.settings.timeout_request_body;
     loop {
-        loop {
+        let draining = loop {
             {
                 let st = shared.lock();
-                if st.disconnected || st.response_complete {
+                if st.disconnected || (st.response_complete && !st.draining) {
                     return;
                 }
-                if st.buffered < READ_AHEAD {
-                    break;
+                if st.buffered < READ_AHEAD || st.draining {
+                    break st.draining;
                 }
             }
             shared.space.notified().await;
-        }
-        let frame = body.frame().await;
+        };
+        // Errors of hyper's body and a timeout end the body alike: only the kind is kept.
+        let frame = if draining {
+            match tokio::time::timeout(idle, body.frame()).await {
+                Ok(frame) => frame.map(|r| r.map_err(drop)),
+                Err(_) => return,
+            }
+        } else if let Some(left) = client_time {
+            let started = tokio::time::Instant::now();
+            match tokio::time::timeout(left, body.frame()).await {
+                Ok(frame) => {
+                    client_time = Some(left.saturating_sub(started.elapsed()));
+                    frame.map(|r| r.map_err(drop))
+                }
+                Err(_) => {
+                    shared.lock().body_timed_out = true;
+                    Some(Err(()))
+                }
+            }
+        } else {
+            body.frame().await.map(|r| r.map_err(drop))
+        };
         let mut failed = false;
         let wake = {
             let mut st = shared.lock();
             match frame {
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
-                        if !data.is_empty() {
+                        st.received += data.len() as u64;
+                        if !data.is_empty() && !st.draining {
                             st.buffered += data.len();
                             st.chunks.push_back(data);
                         }
@@ -268,7 +369,8 @@ async fn pump_body(shared: Arc<RequestShared>, mut body: Incoming) {
 enum Phase {
     /// Nothing sent yet.
     Idle,
-    /// `http.response.start` received; the head waits for the first body message.
+    /// `http.response.start` received; the head waits for the first body message, or for the end
+    /// of this loop iteration if the app awaits something else first (`flush_head`).
     Started {
         status: u16,
         headers: HeaderMap,
@@ -279,6 +381,9 @@ enum Phase {
         declared_length: Option<u64>,
         sent: u64,
     },
+    /// The head of a response without a body (to HEAD, or 1xx/204/304) went out: the app's body
+    /// messages are accepted and dropped until its last one.
+    Discarding,
     Complete,
 }
 
@@ -286,6 +391,39 @@ struct TransportState {
     respond: Option<oneshot::Sender<Response<ResponseBody>>>,
     phase: Phase,
     status: Option<u16>,
+    /// The status and declared length of a head just handed to the network side, for
+    /// `on_response` once the lock is released.
+    to_report: Option<(u16, Option<u64>)>,
+}
+
+/// What the request says about its response: whether it may have a body, and the connection.
+#[derive(Clone, Copy)]
+pub struct RequestTraits {
+    head: bool,
+    /// HTTP/1.0 (or 0.9): the connection closes unless the client asked for keep-alive.
+    http10: bool,
+    /// An HTTP/1.0 request with `Connection: keep-alive`.
+    http10_keep_alive: bool,
+}
+
+impl RequestTraits {
+    pub fn of(parts: &http::request::Parts) -> Self {
+        let http10 =
+            parts.version == http::Version::HTTP_10 || parts.version == http::Version::HTTP_09;
+        RequestTraits {
+            head: parts.method == http::Method::HEAD,
+            http10,
+            http10_keep_alive: http10 && has_connection_token(&parts.headers, "keep-alive"),
+        }
+    }
+}
+
+fn has_connection_token(headers: &HeaderMap, token: &str) -> bool {
+    headers.get_all(header::CONNECTION).iter().any(|v| {
+        v.to_str()
+            .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+            .unwrap_or(false)
+    })
 }
 
 #[pyclass(module = "turboasgi._core", frozen)]
@@ -293,7 +431,17 @@ pub struct HttpTransport {
     shared: Arc<RequestShared>,
     state: Mutex<TransportState>,
     link: Arc<LoopLink>,
-    close_after: bool,
+    request: RequestTraits,
+    /// Called once with the status the client is sent, when its head goes out: the access log.
+    on_response: Mutex<Option<Py<PyAny>>>,
+}
+
+/// Lets the loop's outbox send a head the app has not followed with a body by the end of the loop
+/// iteration (the app awaits something else first: a stream, an SSE endpoint).
+impl HeadFlush for Py<HttpTransport> {
+    fn flush_head(&self, py: Python<'_>) {
+        self.get().flush_head(py);
+    }
 }
 
 impl HttpTransport {
@@ -301,7 +449,7 @@ impl HttpTransport {
         shared: Arc<RequestShared>,
         respond: oneshot::Sender<Response<ResponseBody>>,
         link: Arc<LoopLink>,
-        close_after: bool,
+        request: RequestTraits,
     ) -> Self {
         HttpTransport {
             shared,
@@ -309,10 +457,126 @@ impl HttpTransport {
                 respond: Some(respond),
                 phase: Phase::Idle,
                 status: None,
+                to_report: None,
             }),
             link,
-            close_after,
+            request,
+            on_response: Mutex::new(None),
         }
+    }
+
+    /// Tells the `on_response` callable the status of a head that went out. Called with no lock
+    /// held, so the callable may use the transport.
+    fn report(&self, py: Python<'_>) {
+        let Some((status, length)) = self.lock().to_report.take() else {
+            return;
+        };
+        let Some(callback) = lock_or_recover(&self.on_response).take() else {
+            return;
+        };
+        if let Err(err) = callback.call1(py, (status, length)) {
+            err.write_unraisable(py, None);
+        }
+    }
+
+    /// Whether a response with this status carries no body on the wire.
+    fn bodyless(&self, status: u16) -> bool {
+        self.request.head || bodyless_status(status)
+    }
+
+    /// Sends the head of a started response as a stream when no body came in the same loop
+    /// iteration. Loop thread only.
+    fn flush_head(&self, py: Python<'_>) {
+        self.flush_head_locked(py);
+        self.report(py);
+    }
+
+    fn flush_head_locked(&self, py: Python<'_>) {
+        let mut st = self.lock();
+        let Phase::Started { status, .. } = st.phase else {
+            return;
+        };
+        let result = if self.bodyless(status) {
+            self.send_bodyless(py, &mut st, None, true)
+        } else {
+            self.start_stream(py, &mut st)
+        };
+        if result.is_err() {
+            // The client is gone: the app's next send() reports it.
+            st.phase = Phase::Complete;
+            let mut request = self.shared.lock();
+            request.response_complete = true;
+            request.disconnected = true;
+        }
+    }
+
+    /// Takes the head of a started response out of the state (the phase becomes `Complete`).
+    fn take_head(st: &mut TransportState) -> Option<(u16, HeaderMap, Option<u64>)> {
+        match std::mem::replace(&mut st.phase, Phase::Complete) {
+            Phase::Started {
+                status,
+                headers,
+                declared_length,
+            } => Some((status, headers, declared_length)),
+            other => {
+                st.phase = other;
+                None
+            }
+        }
+    }
+
+    /// Sends the head of a response that has no body on the wire; the app's body is dropped.
+    fn send_bodyless(
+        &self,
+        py: Python<'_>,
+        st: &mut TransportState,
+        body: Option<Bytes>,
+        more_body: bool,
+    ) -> PyResult<()> {
+        let Some((status, headers, declared_length)) = Self::take_head(st) else {
+            return Err(PyRuntimeError::new_err("invalid response state"));
+        };
+        // A declared length stays in the head (RFC 9110 8.6: the length a GET would have); without
+        // one, a complete body still gives hyper the length to announce.
+        let body = match body {
+            Some(b) if declared_length.is_none() && !more_body => ResponseBody::Full(Some(b)),
+            _ => ResponseBody::Full(None),
+        };
+        let response = self.build_head(status, headers, body, true);
+        self.shared.finished_cleanly.store(true, Ordering::Release);
+        let delivered = self.deliver(py, st, response);
+        if more_body && delivered.is_ok() {
+            st.phase = Phase::Discarding;
+            return Ok(());
+        }
+        self.mark_complete(py, st, delivered.is_ok())?;
+        delivered
+    }
+
+    /// Sends the head of a streamed response; its body follows through the channel.
+    fn start_stream(&self, py: Python<'_>, st: &mut TransportState) -> PyResult<()> {
+        let Some((status, headers, declared_length)) = Self::take_head(st) else {
+            return Err(PyRuntimeError::new_err("invalid response state"));
+        };
+        let (tx, rx) = mpsc::channel(STREAM_CHANNEL);
+        let guard = RequestGuard::new(self.shared.clone());
+        let body = ResponseBody::Stream {
+            rx,
+            guard,
+            flushed_before_abort: false,
+        };
+        let response = self.build_head(status, headers, body, declared_length.is_some());
+        st.phase = Phase::Streaming {
+            tx,
+            declared_length,
+            sent: 0,
+        };
+        if let Err(e) = self.deliver(py, st, response) {
+            st.phase = Phase::Complete;
+            self.shared.lock().response_complete = true;
+            return Err(e);
+        }
+        Ok(())
     }
 
     fn lock(&self) -> MutexGuard<'_, TransportState> {
@@ -327,16 +591,20 @@ impl HttpTransport {
         st.phase = Phase::Complete;
         if clean {
             self.shared.finished_cleanly.store(true, Ordering::Release);
+            self.shared.drain_unread_body();
         }
         self.shared.lock().response_complete = true;
         self.shared.wake_waiters(py)
     }
 
+    /// `length_known`: the body's end is known without closing the connection (a complete body,
+    /// a declared length or no body at all), which HTTP/1.0 keep-alive needs.
     fn build_head(
         &self,
         status: u16,
         mut headers: HeaderMap,
         body: ResponseBody,
+        length_known: bool,
     ) -> Response<ResponseBody> {
         let mut response = Response::new(body);
         let code = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
@@ -347,11 +615,28 @@ impl HttpTransport {
                 .extensions_mut()
                 .insert(hyper::ext::ReasonPhrase::from_static(b""));
         }
-        if self.close_after {
-            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        self.connection_header(&mut headers, length_known);
+        if self.request.http10 {
+            // hyper adds `keep-alive` to an HTTP/1.1 head the client wants kept alive, even after
+            // our `close`; an HTTP/1.0 head is left as it is.
+            *response.version_mut() = http::Version::HTTP_10;
         }
         *response.headers_mut() = headers;
         response
+    }
+
+    /// Announces exactly one connection option, and the one hyper will act on.
+    fn connection_header(&self, headers: &mut HeaderMap, length_known: bool) {
+        if has_connection_token(headers, "close") {
+            return; // the app's own close is honoured as it is
+        }
+        let close = self.shared.unread_body_closes()
+            || (self.request.http10 && !(self.request.http10_keep_alive && length_known));
+        if close {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        } else if self.request.http10 {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+        }
     }
 
     fn deliver(
@@ -360,11 +645,13 @@ impl HttpTransport {
         st: &mut TransportState,
         response: Response<ResponseBody>,
     ) -> PyResult<()> {
+        let reported = (response.status().as_u16(), reported_length(&response));
         let sent = match st.respond.take() {
             Some(tx) => self.link.respond(py, tx, response)?,
             None => false,
         };
         if sent {
+            st.to_report = Some(reported);
             Ok(())
         } else {
             Err(ClientDisconnected::new_err("client disconnected"))
@@ -473,7 +760,59 @@ impl HttpTransport {
         Ok(fut)
     }
 
-    fn send(&self, py: Python<'_>, message: Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    fn send(slf: &Bound<'_, Self>, message: Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let this = slf.get();
+        let result = this.send_message(slf.py(), message, slf);
+        this.report(slf.py());
+        result
+    }
+
+    /// The app raised or returned without completing its response. True when the client gets an
+    /// error response instead (nothing was sent yet), false when a response under way is cut off.
+    fn fail(&self, py: Python<'_>) -> PyResult<bool> {
+        let result = self.fail_locked(py);
+        self.report(py);
+        result
+    }
+
+    /// Registers the callable told the status the client is sent, when the head goes out.
+    fn on_response(&self, callback: Py<PyAny>) {
+        *lock_or_recover(&self.on_response) = Some(callback);
+    }
+
+    /// The status the client was sent, or the app's when nothing went out (yet).
+    #[getter]
+    fn status(&self) -> Option<u16> {
+        self.lock().status
+    }
+
+    #[getter]
+    fn response_started(&self) -> bool {
+        !matches!(self.lock().phase, Phase::Idle)
+    }
+
+    #[getter]
+    fn client_disconnected(&self) -> bool {
+        self.shared.is_disconnected()
+    }
+
+    #[getter]
+    fn response_complete(&self) -> bool {
+        matches!(self.lock().phase, Phase::Complete)
+    }
+}
+
+fn bodyless_status(status: u16) -> bool {
+    status < 200 || status == 204 || status == 304
+}
+
+impl HttpTransport {
+    fn send_message(
+        &self,
+        py: Python<'_>,
+        message: Bound<'_, PyAny>,
+        me: &Bound<'_, Self>,
+    ) -> PyResult<Py<PyAny>> {
         let parsed = parse_http_send(&message)?;
         let mut st = self.lock();
         if self.shared.is_disconnected() {
@@ -500,6 +839,8 @@ impl HttpTransport {
                     headers,
                     declared_length,
                 };
+                // Sent at the end of this loop iteration unless a body follows before.
+                self.link.flush_head_later(py, Box::new(me.clone().unbind()))?;
                 Ok(self.link.sent(py))
             }
             (HttpSend::Start { .. }, _) => Err(PyRuntimeError::new_err(
@@ -511,54 +852,44 @@ impl HttpTransport {
             (HttpSend::Body { .. }, Phase::Complete) => Err(PyRuntimeError::new_err(
                 "Unexpected ASGI message 'http.response.body' sent, after response already completed.",
             )),
-            (HttpSend::Body { body, more_body }, Phase::Started { .. }) => {
-                let Phase::Started {
-                    status,
-                    headers,
-                    declared_length,
-                } = std::mem::replace(&mut st.phase, Phase::Complete)
-                else {
-                    return Err(PyRuntimeError::new_err("invalid response state"));
-                };
-                if !more_body {
-                    if let Some(expected) = declared_length {
-                        let len = body.len() as u64;
-                        if len != expected && !bodyless_status(status) {
-                            self.abort(py, &mut st)?;
-                            return Err(PyRuntimeError::new_err(if len > expected {
-                                "Response content longer than Content-Length"
-                            } else {
-                                "Response content shorter than Content-Length"
-                            }));
-                        }
-                    }
-                    let response = self.build_head(status, headers, ResponseBody::Full(Some(body)));
-                    self.shared.finished_cleanly.store(true, Ordering::Release);
-                    self.shared.lock().response_complete = true;
-                    let delivered = self.deliver(py, &mut st, response);
-                    self.mark_complete(py, &mut st, delivered.is_ok())?;
-                    delivered?;
+            (HttpSend::Body { body, more_body }, Phase::Started { status, .. }) => {
+                let status = *status;
+                if self.bodyless(status) {
+                    self.send_bodyless(py, &mut st, Some(body), more_body)?;
                     return Ok(self.link.sent(py));
                 }
-                let (tx, rx) = mpsc::channel(STREAM_CHANNEL);
-                let guard = RequestGuard::new(self.shared.clone());
-                let response = self.build_head(status, headers, ResponseBody::Stream {
-                        rx,
-                        guard,
-                        flushed_before_abort: false,
-                    },
-                );
-                st.phase = Phase::Streaming {
-                    tx,
-                    declared_length,
-                    sent: 0,
-                };
-                if let Err(e) = self.deliver(py, &mut st, response) {
-                    st.phase = Phase::Complete;
-                    self.shared.lock().response_complete = true;
-                    return Err(e);
+                if more_body {
+                    self.start_stream(py, &mut st)?;
+                    return self.send_streamed(py, &mut st, body, true);
                 }
-                self.send_streamed(py, &mut st, body, true)
+                let Some((status, headers, declared_length)) = Self::take_head(&mut st) else {
+                    return Err(PyRuntimeError::new_err("invalid response state"));
+                };
+                if let Some(expected) = declared_length {
+                    let len = body.len() as u64;
+                    if len != expected {
+                        self.abort(py, &mut st)?;
+                        return Err(PyRuntimeError::new_err(if len > expected {
+                            "Response content longer than Content-Length"
+                        } else {
+                            "Response content shorter than Content-Length"
+                        }));
+                    }
+                }
+                let response =
+                    self.build_head(status, headers, ResponseBody::Full(Some(body)), true);
+                self.shared.finished_cleanly.store(true, Ordering::Release);
+                self.shared.lock().response_complete = true;
+                let delivered = self.deliver(py, &mut st, response);
+                self.mark_complete(py, &mut st, delivered.is_ok())?;
+                delivered?;
+                Ok(self.link.sent(py))
+            }
+            (HttpSend::Body { more_body, .. }, Phase::Discarding) => {
+                if !more_body {
+                    self.mark_complete(py, &mut st, true)?;
+                }
+                Ok(self.link.sent(py))
             }
             (HttpSend::Body { body, more_body }, Phase::Streaming { .. }) => {
                 self.send_streamed(py, &mut st, body, more_body)
@@ -566,54 +897,37 @@ impl HttpTransport {
         }
     }
 
-    /// The app raised or returned without completing its response.
-    fn fail(&self, py: Python<'_>) -> PyResult<()> {
+    fn fail_locked(&self, py: Python<'_>) -> PyResult<bool> {
         let mut st = self.lock();
         match st.phase {
             Phase::Idle | Phase::Started { .. } => {
                 let settings = &self.shared.server.settings;
-                let response = if self.shared.body_failed_now() {
-                    responses::bad_request(settings)
-                } else {
-                    responses::internal_error(settings)
-                };
+                let failure = self.shared.body_failure_response(settings);
+                let body_failed = failure.is_some();
+                let response = failure.unwrap_or_else(|| responses::internal_error(settings));
+                let status = response.status().as_u16();
                 self.shared.lock().response_complete = true;
-                let _ = self.deliver(py, &mut st, response);
-                st.status = Some(500);
-                self.mark_complete(py, &mut st, false)
+                let delivered = self.deliver(py, &mut st, response).is_ok();
+                st.status = Some(status);
+                if body_failed && !delivered {
+                    // The network side answered the failed body with its own 400 or 408.
+                    st.to_report = Some((status, None));
+                }
+                self.mark_complete(py, &mut st, false)?;
+                Ok(delivered)
             }
-            Phase::Streaming { .. } => self.abort(py, &mut st),
-            Phase::Complete => Ok(()),
+            Phase::Streaming { .. } => self.abort(py, &mut st).map(|()| false),
+            // The head of a bodyless response is out: the client has everything it will get.
+            Phase::Discarding => self.mark_complete(py, &mut st, true).map(|()| false),
+            Phase::Complete => Ok(false),
         }
     }
-
-    #[getter]
-    fn status(&self) -> Option<u16> {
-        self.lock().status
-    }
-
-    #[getter]
-    fn response_started(&self) -> bool {
-        !matches!(self.lock().phase, Phase::Idle)
-    }
-
-    #[getter]
-    fn client_disconnected(&self) -> bool {
-        self.shared.is_disconnected()
-    }
-
-    #[getter]
-    fn response_complete(&self) -> bool {
-        matches!(self.lock().phase, Phase::Complete)
-    }
 }
 
-fn bodyless_status(status: u16) -> bool {
-    status < 200 || status == 204 || status == 304
-}
-
-/// Whether a response to a request of this version must close the connection (HTTP/1.0 never
-/// keeps it open).
-pub fn close_after(version: http::Version) -> bool {
-    version == http::Version::HTTP_10 || version == http::Version::HTTP_09
+/// The response's length as its head declares it (or as its one body has it), for the access log.
+fn reported_length(response: &Response<ResponseBody>) -> Option<u64> {
+    declared_length(response.headers())
+        .ok()
+        .flatten()
+        .or_else(|| http_body::Body::size_hint(response.body()).exact())
 }

@@ -51,7 +51,6 @@ pub fn message_type(dict: &Bound<'_, PyDict>) -> PyResult<String> {
     }
 }
 
-/// Reads `body`-like bytes: bytes or bytearray, nothing else (a str body is an app bug).
 /// Bodies at least this large are shared with Python instead of copied.
 const SHARE_THRESHOLD: usize = 16 * 1024;
 
@@ -102,6 +101,14 @@ pub fn utf8_of(s: &Bound<'_, PyString>) -> PyResult<Bytes> {
     }))
 }
 
+/// Whether `obj` exposes the buffer protocol (`bytes(obj)` copies its memory; an int or a str does not).
+fn supports_buffer(obj: &Bound<'_, PyAny>) -> bool {
+    // SAFETY: PyObject_CheckBuffer only reads the type slots of a live object.
+    unsafe { pyo3::ffi::PyObject_CheckBuffer(obj.as_ptr()) == 1 }
+}
+
+/// Reads a bytes-like field: bytes (shared when large), bytearray or any buffer (copied); a str or
+/// anything else is an app bug.
 pub fn bytes_field(
     dict: &Bound<'_, PyDict>,
     key: &Bound<'_, PyString>,
@@ -114,7 +121,13 @@ pub fn bytes_field(
             if let Ok(b) = v.cast::<PyBytes>() {
                 Ok(Some(bytes_of(b)))
             } else if let Ok(b) = v.cast::<PyByteArray>() {
+                // Copied: the app may change a bytearray after send() returned.
                 Ok(Some(Bytes::from(b.to_vec())))
+            } else if supports_buffer(&v) {
+                // memoryview and other bytes-like objects (uvicorn takes any): their memory may
+                // be mutable, so take a copy as a fresh bytes object (shared from here on).
+                let copy = v.py().get_type::<PyBytes>().call1((&v,))?;
+                Ok(Some(bytes_of(copy.cast::<PyBytes>()?)))
             } else {
                 Err(PyTypeError::new_err(format!(
                     "{what} '{}' must be bytes, got {}",

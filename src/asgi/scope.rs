@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use http::{Method, Version};
+use http::{header, Method, Version};
 use percent_encoding::percent_decode;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -46,45 +46,63 @@ fn http_version<'py>(py: Python<'py>, version: Version) -> &'py Bound<'py, PyStr
     }
 }
 
+/// The scheme a trusted proxy reports in `X-Forwarded-Proto` (its last value), in the HTTP form:
+/// `ws`/`wss` name the same transports as `http`/`https`; the scope kind picks the spelling.
+fn forwarded_scheme(parts: &http::request::Parts) -> Option<&'static str> {
+    let value = parts
+        .headers
+        .get_all("x-forwarded-proto")
+        .iter()
+        .next_back()?;
+    let proto = value.to_str().ok()?.rsplit(',').next()?.trim();
+    if proto.eq_ignore_ascii_case("https") || proto.eq_ignore_ascii_case("wss") {
+        Some("https")
+    } else if proto.eq_ignore_ascii_case("http") || proto.eq_ignore_ascii_case("ws") {
+        Some("http")
+    } else {
+        None
+    }
+}
+
+/// One `X-Forwarded-For` entry as `(host, port)`: `203.0.113.7:4444`, `[2001:db8::1]:4444`, or a bare
+/// address (port 0). Anything else is kept whole with port 0, so that a trust check never sees a
+/// host that was cut out of a malformed value.
+fn split_host_port(entry: &str) -> (&str, u16) {
+    if let Some(rest) = entry.strip_prefix('[') {
+        let Some((host, after)) = rest.split_once(']') else {
+            return (entry, 0);
+        };
+        return match after.strip_prefix(':') {
+            None if after.is_empty() => (host, 0),
+            Some(port) => (host, port.parse().unwrap_or(0)),
+            None => (entry, 0),
+        };
+    }
+    match entry.split_once(':') {
+        Some((host, port)) if !port.contains(':') => match port.parse() {
+            Ok(port) => (host, port),
+            Err(_) => (entry, 0),
+        },
+        _ => (entry, 0),
+    }
+}
+
 /// `(scheme, client)` after `X-Forwarded-Proto`/`X-Forwarded-For` from a trusted peer.
 fn proxied<'a>(
     parts: &'a http::request::Parts,
     conn: &'a ConnInfo,
     settings: &Settings,
-) -> (Cow<'a, str>, Option<(Cow<'a, str>, u16)>) {
+) -> (&'static str, Option<(Cow<'a, str>, u16)>) {
     let direct = conn
         .client
         .as_ref()
         .map(|(h, p)| (Cow::Borrowed(h.as_str()), *p));
-    let scheme = Cow::Borrowed("http");
+    let direct_scheme = if conn.tls.is_some() { "https" } else { "http" };
     if !settings.proxy_headers || !settings.is_trusted(conn.client_ip.as_ref()) {
-        return (scheme, direct);
+        return (direct_scheme, direct);
     }
-    let mut scheme = scheme;
-    if let Some(proto) = parts
-        .headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-    {
-        let proto = proto
-            .rsplit(',')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        if matches!(proto.as_str(), "http" | "https" | "ws" | "wss") {
-            scheme = Cow::Owned(if proto.starts_with("ws") {
-                if proto == "wss" {
-                    "https".into()
-                } else {
-                    "http".into()
-                }
-            } else {
-                proto
-            });
-        }
-    }
-    let mut client = direct;
+    let scheme = forwarded_scheme(parts).unwrap_or(direct_scheme);
+    // Repeated X-Forwarded-For fields are one comma-separated list, in order (RFC 9110 5.3).
     let forwarded: Vec<&str> = parts
         .headers
         .get_all("x-forwarded-for")
@@ -94,19 +112,31 @@ fn proxied<'a>(
         .map(str::trim)
         .filter(|v| !v.is_empty())
         .collect();
-    if !forwarded.is_empty() {
-        // Walk right to left: the first address not of a trusted proxy is the client.
-        let mut chosen = forwarded[0];
-        for hop in forwarded.iter().rev() {
-            chosen = hop;
-            match hop.parse::<std::net::IpAddr>() {
-                Ok(ip) if settings.is_trusted(Some(&ip)) => continue,
-                _ => break,
-            }
+    let Some(first) = forwarded.first() else {
+        return (scheme, direct);
+    };
+    // Walk right to left: the first address not of a trusted proxy is the client; when every hop is
+    // trusted, the leftmost one.
+    let mut chosen = split_host_port(first);
+    for hop in forwarded.iter().rev() {
+        chosen = split_host_port(hop);
+        match chosen.0.parse::<std::net::IpAddr>() {
+            Ok(ip) if settings.is_trusted(Some(&ip)) => continue,
+            _ => break,
         }
-        client = Some((Cow::Owned(chosen.to_string()), 0));
     }
-    (scheme, client)
+    (scheme, Some((Cow::Owned(chosen.0.to_string()), chosen.1)))
+}
+
+fn joined_cookies(headers: &http::HeaderMap) -> Vec<u8> {
+    let mut joined = Vec::new();
+    for value in headers.get_all(header::COOKIE) {
+        if !joined.is_empty() {
+            joined.extend_from_slice(b"; ");
+        }
+        joined.extend_from_slice(value.as_bytes());
+    }
+    joined
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -163,7 +193,35 @@ pub fn build_scope<'py>(
     let query = uri.query().unwrap_or("").as_bytes();
 
     let headers = PyList::empty(py);
+    let http2 = parts.version == Version::HTTP_2;
+    if http2 && !parts.headers.contains_key(header::HOST) {
+        // spec H1 / RFC 9113 8.3.1: `:authority` is the request's Host; apps and frameworks look
+        // for `host` in the headers, so it goes in front of them (pseudo-headers never appear).
+        if let Some(authority) = uri.authority() {
+            headers.append(PyTuple::new(
+                py,
+                [
+                    PyBytes::new(py, b"host"),
+                    PyBytes::new(py, authority.as_str().as_bytes()),
+                ],
+            )?)?;
+        }
+    }
+    let mut cookies_joined = false;
     for (name, value) in parts.headers.iter() {
+        if http2 && name == header::COOKIE {
+            // RFC 9113 8.2.3: HTTP/2 clients may split `cookie` into one field per pair; the app
+            // gets the single HTTP/1.1 field, rejoined with "; ".
+            if !cookies_joined {
+                cookies_joined = true;
+                let joined = joined_cookies(&parts.headers);
+                headers.append(PyTuple::new(
+                    py,
+                    [PyBytes::new(py, b"cookie"), PyBytes::new(py, &joined)],
+                )?)?;
+            }
+            continue;
+        }
         let pair = PyTuple::new(
             py,
             [
@@ -180,7 +238,7 @@ pub fn build_scope<'py>(
         ScopeKind::Http => {
             scope.set_item(intern!(py, "type"), intern!(py, "http"))?;
             scope.set_item(intern!(py, "method"), method_str(py, &parts.method))?;
-            scope.set_item(intern!(py, "scheme"), scheme_str(py, &scheme))?;
+            scope.set_item(intern!(py, "scheme"), scheme_str(py, scheme))?;
         }
         ScopeKind::WebSocket => {
             scope.set_item(intern!(py, "type"), intern!(py, "websocket"))?;
@@ -189,6 +247,9 @@ pub fn build_scope<'py>(
             scope.set_item(intern!(py, "subprotocols"), subprotocols(py, parts)?)?;
             extensions.set_item(intern!(py, "websocket.http.response"), PyDict::new(py))?;
         }
+    }
+    if let Some(tls) = conn.tls_extension(py)? {
+        extensions.set_item(intern!(py, "tls"), tls)?;
     }
     scope.set_item(intern!(py, "asgi"), asgi)?;
     scope.set_item(intern!(py, "http_version"), http_version(py, parts.version))?;
@@ -211,8 +272,32 @@ pub fn build_scope<'py>(
     scope.set_item(intern!(py, "server"), conn.server_tuple(py)?)?;
     scope.set_item(intern!(py, "state"), state.copy()?)?;
     if !extensions.is_empty() {
-        // spec G8: only what is really handled is advertised (nothing, for HTTP yet)
+        // spec G8: only what is really handled is advertised (for HTTP: `tls` on TLS connections)
         scope.set_item(intern!(py, "extensions"), extensions)?;
     }
     Ok(scope)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_host_port;
+
+    #[test]
+    fn forwarded_entries_with_and_without_port() {
+        assert_eq!(split_host_port("203.0.113.7:4444"), ("203.0.113.7", 4444));
+        assert_eq!(split_host_port("203.0.113.7"), ("203.0.113.7", 0));
+        assert_eq!(split_host_port("[2001:db8::7]:4444"), ("2001:db8::7", 4444));
+        assert_eq!(split_host_port("[2001:db8::7]"), ("2001:db8::7", 0));
+        assert_eq!(split_host_port("2001:db8::7"), ("2001:db8::7", 0));
+    }
+
+    #[test]
+    fn malformed_entries_are_kept_whole() {
+        // never a host cut out of a malformed value, which a trust check could then accept
+        assert_eq!(split_host_port("127.0.0.1:x"), ("127.0.0.1:x", 0));
+        assert_eq!(split_host_port("[::1"), ("[::1", 0));
+        assert_eq!(split_host_port("[::1]x"), ("[::1]x", 0));
+        assert_eq!(split_host_port("unknown"), ("unknown", 0));
+        assert_eq!(split_host_port("[::1]:99999"), ("::1", 0));
+    }
 }

@@ -192,6 +192,8 @@ struct TransportState {
     phase: Phase,
     accepted: bool,
     status: Option<u16>,
+    /// The app closed or denied the connection itself (a second close is its own mistake).
+    app_closed: bool,
 }
 
 #[pyclass(module = "turboasgi._core", frozen)]
@@ -288,6 +290,7 @@ impl WebSocketTransport {
                 phase: Phase::Connecting { decide },
                 accepted: false,
                 status: None,
+                app_closed: false,
             }),
             link,
             on_answer: Mutex::new(None),
@@ -300,6 +303,7 @@ impl WebSocketTransport {
 
     /// Answers the handshake with an HTTP response instead of accepting it.
     fn deny(&self, st: &mut TransportState, response: Response<ResponseBody>) -> PyResult<()> {
+        st.app_closed = true;
         let decide = match std::mem::replace(&mut st.phase, Phase::Closed) {
             Phase::Connecting { decide } | Phase::Denying { decide, .. } => decide,
             _ => return Ok(()),
@@ -448,6 +452,17 @@ impl WebSocketTransport {
         let dict = message_dict(&message)?;
         let kind = message_type(&dict)?;
         let mut st = self.lock();
+        if kind == "websocket.close"
+            && !st.app_closed
+            && matches!(st.phase, Phase::Open { .. } | Phase::Closed)
+            && self.shared.is_closed()
+        {
+            // The client's close frame arrived (the app may not have read the disconnect yet): the
+            // connection is closing anyway, so closing it is a no-op, as under uvicorn.
+            st.app_closed = true;
+            st.phase = Phase::Closed;
+            return Ok(self.link.sent(py));
+        }
         match (kind.as_str(), &mut st.phase) {
             ("websocket.accept", Phase::Connecting { .. }) => {
                 let subprotocol = str_field(&dict, intern!(py, "subprotocol"), "websocket.accept")?;
@@ -556,6 +571,7 @@ impl WebSocketTransport {
                 }
                 let result = self.queue(py, &mut st, Outgoing::Close { code, reason });
                 st.phase = Phase::Closed;
+                st.app_closed = true;
                 result
             }
             (_, Phase::Closed) => Err(ClientDisconnected::new_err("websocket is closed")),

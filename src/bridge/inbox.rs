@@ -2,11 +2,13 @@
 //! drains them in batches after a single eventfd wakeup. Generic over the jobs it carries (for the
 //! ASGI layer: a request or a WebSocket handshake to start), so the bridge knows no protocol.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Instant;
 
 use tokio::sync::Notify;
 
@@ -27,8 +29,30 @@ pub enum Event<J> {
     Wake(Arc<dyn Wakeable>),
     /// A `send()` that had to wait for the client finished: resolve its future.
     SendDone { future: Py<PyAny>, delivered: bool },
-    /// A warning for the `turboasgi.error` logger.
-    Warning(&'static str),
+    /// A line for the `turboasgi.error` logger at a `logging` level.
+    Log(LogLevel, Cow<'static, str>),
+}
+
+/// The `logging` levels the network side writes at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogLevel {
+    Warning,
+    Info,
+    Debug,
+    /// uvicorn's level 5 (`turboasgi.logging.TRACE_LOG_LEVEL`).
+    Trace,
+}
+
+impl LogLevel {
+    /// The number Python's `logging` uses for the level.
+    pub fn number(self) -> u8 {
+        match self {
+            LogLevel::Warning => 30,
+            LogLevel::Info => 20,
+            LogLevel::Debug => 10,
+            LogLevel::Trace => 5,
+        }
+    }
 }
 
 /// What a transport needs of its loop's inbox from a network thread, whatever jobs the inbox carries.
@@ -53,12 +77,31 @@ impl<J> Inbox<J> {
     /// Logs on the loop thread: tokio threads never attach to Python (an attach racing with
     /// interpreter finalization crashes free-threaded CPython).
     pub fn log_warning(&self, message: &'static str) {
-        self.push(Event::Warning(message));
+        self.push(Event::Log(LogLevel::Warning, Cow::Borrowed(message)));
+    }
+
+    pub fn log_info(&self, message: &'static str) {
+        self.push(Event::Log(LogLevel::Info, Cow::Borrowed(message)));
+    }
+
+    /// Only pushed with `--log-level trace` (the caller checks), so it may format freely.
+    pub fn log_trace(&self, message: String) {
+        self.push(Event::Log(LogLevel::Trace, Cow::Owned(message)));
+    }
+
+    /// Routine per-connection failures (a failed TLS handshake) that a scanner can cause by the
+    /// thousand: never at warning.
+    pub fn log_debug(&self, message: String) {
+        self.push(Event::Log(LogLevel::Debug, Cow::Owned(message)));
     }
 }
 
 pub struct Inbox<J> {
     queue: Mutex<VecDeque<Event<J>>>,
+    /// When the eventfd was last written, and the longest wait from a write to the loop's drain
+    /// since `take_lag()`: the event loop's lag as the metrics endpoint reports it.
+    rung_at: AtomicU64,
+    max_lag: AtomicU64,
     /// True while a wakeup is pending or written and not yet consumed: pushes in between skip it.
     armed: AtomicBool,
     event_fd: OwnedFd,
@@ -96,6 +139,8 @@ impl<J> Inbox<J> {
         let event_fd = unsafe { OwnedFd::from_raw_fd(fd) };
         Ok(Arc::new(Inbox {
             queue: Mutex::new(VecDeque::with_capacity(64)),
+            rung_at: AtomicU64::new(0),
+            max_lag: AtomicU64::new(0),
             armed: AtomicBool::new(false),
             event_fd,
             doorbell: Arc::new(Notify::new()),
@@ -107,6 +152,7 @@ impl<J> Inbox<J> {
     }
 
     fn wake_loop(&self) {
+        self.rung_at.store(nanos_since_start(), Ordering::Relaxed);
         let one: u64 = 1;
         // SAFETY: writing 8 bytes from a valid u64 to an eventfd we own.
         unsafe {
@@ -142,7 +188,22 @@ impl<J> Inbox<J> {
             );
         }
         self.armed.store(false, Ordering::Release);
+        if counter > 0 {
+            let lag = nanos_since_start().saturating_sub(self.rung_at.load(Ordering::Relaxed));
+            self.max_lag.fetch_max(lag, Ordering::Relaxed);
+        }
         let mut q = lock_or_recover(&self.queue);
         std::mem::swap(&mut *q, into);
     }
+
+    /// The longest wakeup-to-drain wait since the last call, in seconds.
+    pub fn take_lag(&self) -> f64 {
+        self.max_lag.swap(0, Ordering::Relaxed) as f64 / 1e9
+    }
+}
+
+fn nanos_since_start() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let start = *START.get_or_init(Instant::now);
+    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }

@@ -87,6 +87,11 @@ impl Outbox {
         !self.flush_scheduled.swap(true, Ordering::AcqRel)
     }
 
+    /// True when the caller must schedule a flush (none is scheduled for this iteration yet).
+    fn want_flush(&self) -> bool {
+        !self.flush_scheduled.swap(true, Ordering::AcqRel)
+    }
+
     fn flush(&self) {
         self.flush_scheduled.store(false, Ordering::Release);
         self.bell.notify_one();
@@ -118,14 +123,28 @@ impl Outbox {
     }
 }
 
+/// A response head that waits for its first body message within the loop iteration that started
+/// it; at the flush, whatever still waits is sent on its own.
+pub trait HeadFlush: Send + Sync {
+    fn flush_head(&self, py: Python<'_>);
+}
+
 #[pyclass(module = "turboasgi._core", frozen)]
 pub struct OutboxFlush {
     outbox: Arc<Outbox>,
+    /// Loop thread only; the lock is never contended.
+    pending_heads: Mutex<Vec<Box<dyn HeadFlush>>>,
 }
 
 #[pymethods]
 impl OutboxFlush {
-    fn __call__(&self) {
+    fn __call__(&self, py: Python<'_>) {
+        let heads = std::mem::take(&mut *lock_or_recover(&self.pending_heads));
+        // Before the flag is cleared: the heads' deliveries join this flush instead of scheduling
+        // another one.
+        for head in heads {
+            head.flush_head(py);
+        }
         self.outbox.flush();
     }
 }
@@ -154,6 +173,7 @@ impl LoopLink {
                 py,
                 OutboxFlush {
                     outbox: outbox.clone(),
+                    pending_heads: Mutex::new(Vec::new()),
                 },
             )?,
             outbox,
@@ -200,6 +220,15 @@ impl LoopLink {
         work: impl Future<Output = ()> + Send + 'static,
     ) -> PyResult<()> {
         self.deliver(py, Delivery::Spawn(Box::pin(work)))
+    }
+
+    /// Has `head` sent at this loop iteration's flush if it is still waiting for a body then.
+    pub fn flush_head_later(&self, py: Python<'_>, head: Box<dyn HeadFlush>) -> PyResult<()> {
+        lock_or_recover(&self.flush.get().pending_heads).push(head);
+        if self.outbox.want_flush() {
+            self.call_soon.bind(py).call1((self.flush.bind(py),))?;
+        }
+        Ok(())
     }
 
     fn deliver(&self, py: Python<'_>, delivery: Delivery) -> PyResult<()> {

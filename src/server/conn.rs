@@ -12,33 +12,90 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::head_scan::HeadScan;
+use super::head_timeout::HeadTimeout;
 use super::parked_io::ParkableIo;
 use super::service::Service;
+use crate::asgi::dispatch::AsgiInbox;
 use crate::state::connection::ConnInfo;
 use crate::state::ShutdownStage;
 
 /// How long a connection that has not sent its first request yet may still start one once a
 /// graceful shutdown began.
-const FIRST_REQUEST_GRACE: Duration = Duration::from_millis(500);
+pub(super) const FIRST_REQUEST_GRACE: Duration = Duration::from_millis(500);
 
 /// Request header lines accepted (hyper's default is 100; httptools-based servers take more).
 const MAX_HEADERS: usize = 256;
 
-/// Headers that take longer than this to arrive close the connection (slow-client protection).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Without `--timeout-request-head`, headers that take longer than this to arrive close the
+/// connection (slow-client protection).
+pub(super) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A keep-alive connection idle this long is parked: hyper's ~18 KiB per connection (read and write
 /// buffers, boxed service future, cached header map) are freed until its next request. Long enough
 /// that a busy connection never pays for a fresh hyper connection, short against keep-alive times.
 const PARK_AFTER: Duration = Duration::from_secs(1);
 
-pub async fn serve<IO>(io: IO, svc: Arc<Service>, mut shutdown: watch::Receiver<ShutdownStage>)
+/// With `--log-level trace`: "<peer> - HTTP connection made" now, "... lost" when dropped (as uvicorn
+/// logs them), unless the connection became a WebSocket, whose own lines take over.
+pub struct ConnectionTrace {
+    inbox: Arc<AsgiInbox>,
+    conn: Arc<ConnInfo>,
+    kind: &'static str,
+}
+
+impl ConnectionTrace {
+    pub fn start(svc: &Service, kind: &'static str) -> Option<Self> {
+        if !svc.server.settings.trace_connections {
+            return None;
+        }
+        let prefix = svc.conn.log_prefix();
+        svc.inbox
+            .log_trace(format!("{prefix}{kind} connection made"));
+        Some(ConnectionTrace {
+            inbox: svc.inbox.clone(),
+            conn: svc.conn.clone(),
+            kind,
+        })
+    }
+}
+
+impl Drop for ConnectionTrace {
+    fn drop(&mut self) {
+        if self.kind == "HTTP" && self.conn.is_upgraded() {
+            return;
+        }
+        let prefix = self.conn.log_prefix();
+        self.inbox
+            .log_trace(format!("{prefix}{} connection lost", self.kind));
+    }
+}
+
+pub async fn serve<IO>(io: IO, svc: Arc<Service>, shutdown: watch::Receiver<ShutdownStage>)
 where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    // Below hyper (and below parking, so that their state lasts the whole connection): the request
+    // head timeout when asked for, then the bare-LF check, which sees every byte once.
+    if let Some(timeout) = svc.server.settings.timeout_request_head {
+        let io = HeadTimeout::new(io, svc.conn.clone(), svc.server.clone(), timeout);
+        // Ours answers 408; hyper's own would only close the socket.
+        return drive(HeadScan::new(io), svc, shutdown, None).await;
+    }
+    drive(HeadScan::new(io), svc, shutdown, Some(HEADER_READ_TIMEOUT)).await
+}
+
+async fn drive<IO>(
+    io: IO,
+    svc: Arc<Service>,
+    mut shutdown: watch::Receiver<ShutdownStage>,
+    header_read_timeout: Option<Duration>,
+) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let conn = svc.conn.clone();
     let server = svc.server.clone();
-    let _count = server.connection_opened();
+    let _trace = ConnectionTrace::start(&svc, "HTTP");
     let settings = &server.settings;
     let mut builder = http1::Builder::new();
     builder
@@ -47,8 +104,8 @@ where
         .half_close(false)
         .max_buf_size(settings.max_header_bytes.max(8192) + 8192)
         .max_header_size(settings.max_header_bytes)
-        .max_headers(MAX_HEADERS)
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_headers(settings.limit_request_fields.unwrap_or(MAX_HEADERS))
+        .header_read_timeout(header_read_timeout)
         .auto_date_header(settings.date_header)
         .pipeline_flush(false);
     let service_inbox = svc.inbox.clone();

@@ -1,5 +1,5 @@
 //! Accept loops over sockets bound by the Python side (host/port, --uds, --fd): each accepted
-//! connection is pinned to one event loop and served in a task of its own.
+//! connection is pinned to one event loop and served in a task of its own (its TLS handshake too).
 
 use std::io;
 use std::os::fd::FromRawFd;
@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, UnixListener};
 
-use super::conn;
 use super::loops::Loops;
+use super::protocol;
 use super::service::Service;
+use super::tls;
 use crate::asgi::dispatch::AsgiInbox;
 use crate::state::connection::ConnInfo;
 use crate::state::{Shared, ShutdownStage};
@@ -57,13 +58,26 @@ fn spawn_connection<IO>(shared: &Arc<Shared>, io: IO, info: ConnInfo, inbox: Arc
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    if let Some(tls) = &shared.settings.tls {
+        shared.runtime.spawn(tls::handshake_then_serve(
+            io,
+            tls.clone(),
+            info,
+            inbox,
+            shared.clone(),
+        ));
+        return;
+    }
     let svc = Arc::new(Service {
         conn: Arc::new(info),
         inbox,
         server: shared.clone(),
     });
     let rx = shared.shutdown_receiver();
-    shared.runtime.spawn(conn::serve(io, svc, rx));
+    let count = shared.connection_opened();
+    shared
+        .runtime
+        .spawn(protocol::serve_connection(io, svc, rx, None, count));
 }
 
 /// Accept errors such as EMFILE are transient: back off briefly instead of spinning.

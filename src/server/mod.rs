@@ -2,13 +2,22 @@
 //! protocol-agnostic service, WebSocket upgrades, shutdown, and the Python-facing `ServerCore`.
 
 pub mod conn;
+mod head_scan;
+mod head_timeout;
 mod heap_trim;
+pub mod http2;
+pub mod limits;
 pub mod listener;
 pub mod loops;
+pub mod metrics;
 mod parked_io;
+mod preface;
+pub mod protocol;
 pub mod service;
+pub mod tls;
 pub mod validate;
 pub mod websocket;
+mod write_through;
 mod ws_deflate;
 
 use std::sync::{Arc, OnceLock};
@@ -131,6 +140,12 @@ impl ServerCore {
     fn listen(&self, fd: i32, unix: bool) -> PyResult<()> {
         listener::start(self.shared.clone(), self.loops.clone(), fd, unix)
             .map_err(|e| PyOSError::new_err(format!("cannot listen on fd {fd}: {e}")))
+    }
+
+    /// Serves the Prometheus metrics on this bound TCP socket (`--metrics-port`).
+    fn serve_metrics(&self, fd: i32) -> PyResult<()> {
+        metrics::start(self.shared.clone(), self.loops.clone(), fd)
+            .map_err(|e| PyOSError::new_err(format!("cannot serve metrics on fd {fd}: {e}")))
     }
 
     /// Returns a future of `handle`'s loop, resolved through that loop's inbox.

@@ -1,4 +1,5 @@
-//! Request checks of RFC 9112 that hyper leaves to the server.
+//! Request checks that hyper leaves to the server: RFC 9112's for HTTP/1.x, RFC 9113's Host rule
+//! for HTTP/2.
 
 use http::{header, Method, Request, Version};
 
@@ -10,6 +11,10 @@ pub fn reject_reason<B>(req: &Request<B>) -> Option<&'static str> {
         // ASGI requires an uppercase method; httptools rejects these too
         return Some("method is not uppercase");
     }
+    if uri.path_and_query().is_some_and(|p| !p.as_str().is_ascii()) {
+        // RFC 9112 3.2: the target is ASCII (anything else percent-encoded); httptools rejects it
+        return Some("request target is not ASCII");
+    }
     if uri == "*" && method != Method::OPTIONS {
         return Some("asterisk-form is only allowed with OPTIONS");
     }
@@ -18,6 +23,19 @@ pub fn reject_reason<B>(req: &Request<B>) -> Option<&'static str> {
         return Some("authority-form is only allowed with CONNECT");
     }
     let mut hosts = req.headers().get_all(header::HOST).iter();
+    if req.version() == Version::HTTP_2 {
+        // RFC 9113 8.3.1: `:authority` (in the URI here) replaces Host, which is optional; when
+        // both are sent they must name the same origin.
+        return match (hosts.next(), hosts.next(), uri.authority()) {
+            (_, Some(_), _) => Some("more than one Host header"),
+            (Some(host), None, Some(authority))
+                if host.as_bytes() != authority.as_str().as_bytes() =>
+            {
+                Some("Host header differs from :authority")
+            }
+            _ => None,
+        };
+    }
     match (hosts.next(), hosts.next()) {
         (_, Some(_)) => return Some("more than one Host header"),
         (None, None) if req.version() == Version::HTTP_11 => return Some("missing Host header"),
@@ -69,6 +87,23 @@ mod tests {
         assert!(reject_reason(&req("GET", "/", Version::HTTP_11, &["a", "b"])).is_some());
         assert!(reject_reason(&req("GET", "/", Version::HTTP_11, &["a b"])).is_some());
         assert!(reject_reason(&req("GET", "/", Version::HTTP_11, &["u@a"])).is_some());
+    }
+
+    #[test]
+    fn http2_host_rules() {
+        let h2 =
+            |uri: &str, hosts: &[&str]| reject_reason(&req("GET", uri, Version::HTTP_2, hosts));
+        // curl and most clients send only :authority
+        assert!(h2("http://a.example/", &[]).is_none());
+        assert!(h2("http://a.example/", &["a.example"]).is_none());
+        assert!(h2("http://a.example/", &["b.example"]).is_some());
+        assert!(h2("http://a.example/", &["a.example", "a.example"]).is_some());
+    }
+
+    #[test]
+    fn non_ascii_target() {
+        assert!(reject_reason(&req("GET", "/caf%C3%A9", Version::HTTP_11, &["a"])).is_none());
+        assert!(reject_reason(&req("GET", "/café", Version::HTTP_11, &["a"])).is_some());
     }
 
     #[test]

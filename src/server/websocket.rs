@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+use super::conn::ConnectionTrace;
 use super::service::Service;
 use super::ws_deflate::{DeflateParams, InflatingStream, MessageDeflater};
 use crate::asgi::dispatch::Job;
@@ -88,11 +89,27 @@ pub async fn handle_upgrade(
         );
         return response;
     };
+    let protocols_ascii = req
+        .headers()
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .all(|v| v.to_str().is_ok());
+    if !protocols_ascii {
+        // Dropping the value would lose the client's valid tokens too; uvicorn answers 400.
+        inbox.log_info("connection rejected (400 Bad Request)");
+        return responses::invalid_subprotocol(settings);
+    }
     if !server.try_start_request() {
-        inbox.log_warning("Exceeded concurrency limit.");
-        return responses::service_unavailable(settings);
+        return svc.refuse_over_limit(req.into_parts().0);
     }
     conn.request_started();
+    if settings.trace_connections {
+        // From here on the WebSocket lines tell the connection's story, as in uvicorn.
+        conn.mark_upgraded();
+        inbox.log_trace(format!("{}Upgrading to WebSocket", conn.log_prefix()));
+    }
+    // Lives until the socket task ends (accepted) or the handshake is answered otherwise.
+    let trace = ConnectionTrace::start(svc, "WebSocket");
     let on_upgrade = hyper::upgrade::on(&mut req);
     let (parts, _body) = req.into_parts();
     let deflate = if settings.ws_per_message_deflate {
@@ -143,6 +160,7 @@ pub async fn handle_upgrade(
             responses::apply_default_headers(h, settings);
             let task_server = server.clone();
             server.runtime.spawn(async move {
+                let _trace = trace;
                 let _count = task_server.connection_opened();
                 match on_upgrade.await {
                     Ok(upgraded) => {
@@ -158,7 +176,9 @@ pub async fn handle_upgrade(
                         )
                         .await;
                         let deflater = deflate.as_ref().map(MessageDeflater::new);
+                        task_server.metrics.websocket_opened();
                         run_socket(ws, shared.clone(), outgoing, deflater).await;
+                        task_server.metrics.websocket_closed();
                     }
                     Err(_) => shared.set_closed(1006, String::new()),
                 }

@@ -3,7 +3,9 @@
 //! the server writes itself. Nothing here knows about the bridge, the ASGI transports or a protocol.
 
 pub mod body;
+pub mod cert_name;
 pub mod connection;
+pub mod metrics;
 pub mod responses;
 pub mod ws_message;
 
@@ -15,6 +17,7 @@ use tokio::runtime::Runtime;
 use tokio::sync::{watch, Notify};
 
 use crate::config::Settings;
+use metrics::Metrics;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum ShutdownStage {
@@ -40,6 +43,8 @@ pub struct Shared {
     connections_changed: Notify,
     shutdown: watch::Sender<ShutdownStage>,
     error_logger: Py<PyAny>,
+    /// Counted only when `settings.metrics` is on.
+    pub metrics: Metrics,
 }
 
 pub struct ConnectionCount(Arc<Shared>);
@@ -79,6 +84,7 @@ impl Shared {
             connections_changed: Notify::new(),
             shutdown,
             error_logger,
+            metrics: Metrics::default(),
         }
     }
 
@@ -89,6 +95,9 @@ impl Shared {
         if let Some(limit) = self.settings.limit_concurrency {
             if now > limit {
                 self.in_flight.fetch_sub(1, Ordering::AcqRel);
+                if self.settings.metrics {
+                    self.metrics.rejected_over_limit();
+                }
                 return false;
             }
         }
@@ -103,6 +112,10 @@ impl Shared {
         self.connections.fetch_add(1, Ordering::AcqRel);
         self.note_active();
         ConnectionCount(self.clone())
+    }
+
+    pub fn requests_in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
     }
 
     pub fn connection_parked(self: &Arc<Self>) -> ParkedCount {

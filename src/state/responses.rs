@@ -112,6 +112,30 @@ pub fn service_unavailable(settings: &Settings) -> Response<ResponseBody> {
     )
 }
 
+/// `414 URI Too Long` or `431 Request Header Fields Too Large` for a head over a configured limit.
+pub fn over_limit(settings: &Settings, status: StatusCode) -> Response<ResponseBody> {
+    let text = if status == StatusCode::URI_TOO_LONG {
+        "Request line too long."
+    } else {
+        "Request header field too large."
+    };
+    plain(settings, status, text)
+}
+
+pub fn request_timeout(settings: &Settings) -> Response<ResponseBody> {
+    plain(settings, StatusCode::REQUEST_TIMEOUT, "Request Timeout")
+}
+
+/// A WebSocket closed before accept (spec W6): empty body, as uvicorn sends it.
 pub fn forbidden(settings: &Settings) -> Response<ResponseBody> {
-    plain(settings, StatusCode::FORBIDDEN, "Forbidden")
+    plain(settings, StatusCode::FORBIDDEN, "")
+}
+
+/// A WebSocket handshake whose `Sec-WebSocket-Protocol` is not ASCII text.
+pub fn invalid_subprotocol(settings: &Settings) -> Response<ResponseBody> {
+    plain(
+        settings,
+        StatusCode::BAD_REQUEST,
+        "Failed to open a WebSocket connection: invalid Sec-WebSocket-Protocol header.\n",
+    )
 }

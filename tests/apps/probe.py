@@ -114,10 +114,14 @@ async def echo(scope: Scope, receive: Receive, send: Send, query: dict[str, str]
 
 
 async def upload(scope: Scope, receive: Receive, send: Send, query: dict[str, str]) -> None:
-    """Read the body and record every message type for ``/events?id=``; answer with the byte count."""
+    """Read the body and record every message type for ``/events?id=``; answer with the byte count.
+    ``?pause=S`` waits S seconds before each read (a slow app)."""
     events = EVENTS.setdefault(query.get("id", "upload"), [])
+    pause = float(query.get("pause", 0))
     received = 0
     while True:
+        if pause:
+            await asyncio.sleep(pause)
         message = await receive()
         events.append(message["type"])
         if message["type"] == "http.disconnect":
@@ -147,11 +151,38 @@ async def expect(scope: Scope, receive: Receive, send: Send, query: dict[str, st
     await respond(send, b"got " + body)
 
 
+async def late_body(scope: Scope, receive: Receive, send: Send, query: dict[str, str]) -> None:
+    """Start the response, then wait for ``/signal?name=`` before the first body (an SSE endpoint)."""
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]}
+    )
+    await _signal(query["name"]).wait()
+    await send({"type": "http.response.body", "body": b"data: 1\n\n"})
+
+
+async def bytes_like(scope: Scope, receive: Receive, send: Send, query: dict[str, str]) -> None:
+    """Body pieces as memoryview and bytearray (uvicorn takes any bytes-like object); each buffer is
+    changed right after send() returns, which must not change what the client gets."""
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    size = int(query.get("size", "5"))
+    for make in (lambda b: memoryview(bytearray(b)), bytearray, lambda b: memoryview(b"%b" % b)[:]):
+        piece = make(b"a" * size)
+        await send({"type": "http.response.body", "body": piece, "more_body": True})
+        if not isinstance(piece, memoryview) or not piece.readonly:
+            piece[0:1] = b"X"
+    await send({"type": "http.response.body", "body": memoryview(b"end")})
+
+
 async def slow(scope: Scope, receive: Receive, send: Send, query: dict[str, str]) -> None:
-    """Record that the request started (``/events?id=``), then answer after ``delay`` seconds."""
-    EVENTS.setdefault(query.get("id", "slow"), []).append("started")
-    await asyncio.sleep(float(query.get("delay", "1")))
-    await respond(send, b"slow done")
+    """Record that the request started (``/events?id=``), then answer after ``delay`` seconds;
+    ``finished`` is recorded once the answer was attempted (the client may be gone by then)."""
+    key = query.get("id", "slow")
+    EVENTS.setdefault(key, []).append("started")
+    try:
+        await asyncio.sleep(float(query.get("delay", "1")))
+        await respond(send, b"slow done")
+    finally:
+        EVENTS[key].append("finished")
 
 
 async def forever(scope: Scope, receive: Receive, send: Send, query: dict[str, str]) -> None:
@@ -287,6 +318,8 @@ ROUTES: dict[str, Handler] = {
     "/signal": signal_route,
     "/expect": expect,
     "/slow": slow,
+    "/late-body": late_body,
+    "/bytes-like": bytes_like,
     "/forever": forever,
     "/chunked": chunked,
     "/status": status,

@@ -163,6 +163,29 @@ async def websocket(scope: Scope, receive: Receive, send: Send) -> None:
             record(key, {"send_error": type(exc).__name__, "oserror": isinstance(exc, OSError)})
         else:
             record(key, {"send_error": None})
+    elif path == "/close-after-client-close":
+        # Starlette's on_disconnect pattern: close after the client's Close frame arrived, either
+        # after reading the disconnect (`read=1`) or before (the test releases the gate once the
+        # client's close went out)
+        await send({"type": "websocket.accept"})
+        if params.get("read") == "1":
+            await drain(receive, key)
+        else:
+            await gate(key).wait()
+        for message in ({"type": "websocket.close"}, {"type": "websocket.send", "text": "too late"}):
+            try:
+                await send(message)
+            except Exception as exc:
+                record(key, {"sent": message["type"], "error": type(exc).__name__})
+            else:
+                record(key, {"sent": message["type"], "error": None})
+    elif path == "/bytes-like":
+        await send({"type": "websocket.accept"})
+        for data in (memoryview(b"view"), bytearray(b"array")):
+            await send({"type": "websocket.send", "bytes": data})
+            if isinstance(data, bytearray):
+                data[0:1] = b"X"  # changed after send() returned: the client must not see it
+        await drain(receive, key)
     elif path == "/flood":
         await send({"type": "websocket.accept"})
         chunk = b"x" * int(params.get("size", "65536"))

@@ -1,0 +1,1 @@
+"""A small Django project (async views, a streaming response) with a Channels WebSocket consumer."""
