@@ -20,6 +20,7 @@ import argparse
 import atexit
 import http.client
 import re
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -144,6 +145,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also simulate the caches (callgrind --cache-sim=yes) and log misses per request",
     )
+    parser.add_argument(
+        "--turboasgi-args",
+        default="",
+        help="options added to the turboasgi server only, e.g. '--metrics-port 0' against a --baseline of "
+        "the same build: what the option costs",
+    )
     args = parser.parse_args(argv)
     for tool in ("valgrind", "callgrind_control"):
         if shutil.which(tool) is None:
@@ -156,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     names = ["turboasgi", *(["turboasgi-base"] if args.baseline else []), *args.others]
     atexit.register(run._kill_all_groups)
     servers = run.discover_servers(names, builds)
+    servers["turboasgi"].extra = tuple(shlex.split(args.turboasgi_args))
     results: dict[tuple[str, str], list[float]] = {}
     failed = False
     with tempfile.TemporaryDirectory(prefix="turboasgi-instr-") as tmpdir:

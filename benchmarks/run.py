@@ -213,6 +213,7 @@ class Server:
     pythonpath: str = ""
     build: str = ""  # which build of turboasgi this is (commit, where it was imported from)
     tls: tuple[str, str] | None = None  # (certificate, key) files: serve HTTPS (run.py --tls)
+    extra: tuple[str, ...] = ()  # more turboasgi options, to measure what one costs (instructions.py)
 
     def argv(self, workload: Workload, port: int, *, idle_conns: int = 0) -> list[str]:
         """The server's command line; ``idle_conns`` > 0 adapts it to hold that many idle connections."""
@@ -226,7 +227,7 @@ class Server:
                 cmd += ["--timeout-keep-alive", "3600"]
             if self.tls:
                 cmd += ["--ssl-certfile", self.tls[0], "--ssl-keyfile", self.tls[1]]
-            return cmd
+            return cmd + list(self.extra)
         if self.name == "uvicorn":
             cmd = [py, "-m", "uvicorn", workload.app, "--host", HOST, "--port", str(port)]
             cmd += ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
