@@ -16,6 +16,7 @@ use pyo3::types::{PyBytes, PyDict};
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::message::{parse_http_send, HttpSend};
+use super::pathsend::open_regular_file;
 use crate::bridge::awaitable::{done, resolve_waiters};
 use crate::bridge::inbox::{Notifier, Wakeable};
 use crate::bridge::outbox::{HeadFlush, LoopLink};
@@ -894,7 +895,61 @@ impl HttpTransport {
             (HttpSend::Body { body, more_body }, Phase::Streaming { .. }) => {
                 self.send_streamed(py, &mut st, body, more_body)
             }
+            (HttpSend::PathSend { path }, Phase::Started { status, .. }) => {
+                if self.bodyless(*status) {
+                    self.send_bodyless(py, &mut st, None, false)?;
+                } else {
+                    self.send_file(py, &mut st, &path)?;
+                }
+                Ok(self.link.sent(py))
+            }
+            (HttpSend::PathSend { .. }, Phase::Discarding) => {
+                self.mark_complete(py, &mut st, true)?;
+                Ok(self.link.sent(py))
+            }
+            (HttpSend::PathSend { .. }, Phase::Idle) => Err(PyRuntimeError::new_err(
+                "Expected ASGI message 'http.response.start', but got 'http.response.pathsend'.",
+            )),
+            (HttpSend::PathSend { .. }, Phase::Streaming { .. }) => Err(PyRuntimeError::new_err(
+                "Unexpected ASGI message 'http.response.pathsend' sent, after the response body started.",
+            )),
+            (HttpSend::PathSend { .. }, Phase::Complete) => Err(PyRuntimeError::new_err(
+                "Unexpected ASGI message 'http.response.pathsend' sent, after response already completed.",
+            )),
         }
+    }
+
+    /// `http.response.pathsend`: the response body is the file, read and sent by the network side.
+    /// Nothing goes out when the file cannot be opened or does not match the head's
+    /// content-length: `send()` raises, and the app failing then answers 500.
+    fn send_file(
+        &self,
+        py: Python<'_>,
+        st: &mut TransportState,
+        path: &std::path::Path,
+    ) -> PyResult<()> {
+        let (file, length) = open_regular_file(path)?;
+        let Some((status, mut headers, declared_length)) = Self::take_head(st) else {
+            return Err(PyRuntimeError::new_err("invalid response state"));
+        };
+        match declared_length {
+            Some(expected) if expected != length => {
+                self.abort(py, st)?;
+                return Err(PyRuntimeError::new_err(format!(
+                    "http.response.pathsend: the file is {length} bytes, the content-length {expected}"
+                )));
+            }
+            Some(_) => {}
+            None => {
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+            }
+        }
+        let body = ResponseBody::file(file, length, RequestGuard::new(self.shared.clone()));
+        let response = self.build_head(status, headers, body, true);
+        self.shared.finished_cleanly.store(true, Ordering::Release);
+        let delivered = self.deliver(py, st, response);
+        self.mark_complete(py, st, delivered.is_ok())?;
+        delivered
     }
 
     fn fail_locked(&self, py: Python<'_>) -> PyResult<bool> {

@@ -17,6 +17,10 @@ pub enum HttpSend {
         body: Bytes,
         more_body: bool,
     },
+    /// `http.response.pathsend`: the body is the file at this absolute path.
+    PathSend {
+        path: std::path::PathBuf,
+    },
 }
 
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
@@ -243,6 +247,26 @@ pub fn parse_http_send(message: &Bound<'_, PyAny>) -> PyResult<HttpSend> {
                 bytes_field(&dict, intern!(py, "body"), "http.response.body")?.unwrap_or_default();
             let more_body = bool_field(&dict, intern!(py, "more_body"))?;
             Ok(HttpSend::Body { body, more_body })
+        }
+        "http.response.pathsend" => {
+            let what = "http.response.pathsend";
+            let path = dict
+                .get_item(intern!(py, "path"))?
+                .ok_or_else(|| PyTypeError::new_err(format!("{what} is missing the 'path' key")))?;
+            let path = path.cast::<PyString>().map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "{what} 'path' must be a str, got {}",
+                    type_name(&path)
+                ))
+            })?;
+            let path = std::path::PathBuf::from(path.to_str()?);
+            if !path.is_absolute() {
+                return Err(PyValueError::new_err(format!(
+                    "{what} 'path' must be an absolute path, got {:?}",
+                    path.display().to_string()
+                )));
+            }
+            Ok(HttpSend::PathSend { path })
         }
         other => Err(PyRuntimeError::new_err(format!(
             "Unexpected ASGI message type '{other}' for an HTTP connection"

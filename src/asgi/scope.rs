@@ -239,6 +239,8 @@ pub fn build_scope<'py>(
             scope.set_item(intern!(py, "type"), intern!(py, "http"))?;
             scope.set_item(intern!(py, "method"), method_str(py, &parts.method))?;
             scope.set_item(intern!(py, "scheme"), scheme_str(py, scheme))?;
+            // spec G8: files named by `http.response.pathsend` are sent by `HttpTransport`
+            extensions.set_item(intern!(py, "http.response.pathsend"), PyDict::new(py))?;
         }
         ScopeKind::WebSocket => {
             scope.set_item(intern!(py, "type"), intern!(py, "websocket"))?;
@@ -272,7 +274,7 @@ pub fn build_scope<'py>(
     scope.set_item(intern!(py, "server"), conn.server_tuple(py)?)?;
     scope.set_item(intern!(py, "state"), state.copy()?)?;
     if !extensions.is_empty() {
-        // spec G8: only what is really handled is advertised (for HTTP: `tls` on TLS connections)
+        // spec G8: only what is really handled is advertised
         scope.set_item(intern!(py, "extensions"), extensions)?;
     }
     Ok(scope)
