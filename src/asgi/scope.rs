@@ -241,6 +241,9 @@ pub fn build_scope<'py>(
             scope.set_item(intern!(py, "scheme"), scheme_str(py, scheme))?;
             // spec G8: files named by `http.response.pathsend` are sent by `HttpTransport`
             extensions.set_item(intern!(py, "http.response.pathsend"), PyDict::new(py))?;
+            if response_trailers_possible(parts) {
+                extensions.set_item(intern!(py, "http.response.trailers"), PyDict::new(py))?;
+            }
         }
         ScopeKind::WebSocket => {
             scope.set_item(intern!(py, "type"), intern!(py, "websocket"))?;
@@ -278,6 +281,21 @@ pub fn build_scope<'py>(
         scope.set_item(intern!(py, "extensions"), extensions)?;
     }
     Ok(scope)
+}
+
+/// Whether trailers can reach this client: always on HTTP/2; on HTTP/1.1 only in a chunked body
+/// to a client that said `TE: trailers` (hyper drops them otherwise, with the same token check).
+pub fn response_trailers_possible(parts: &http::request::Parts) -> bool {
+    match parts.version {
+        Version::HTTP_2 => true,
+        Version::HTTP_11 => parts.headers.get_all(header::TE).iter().any(|value| {
+            value.to_str().is_ok_and(|line| {
+                line.split(',')
+                    .any(|token| token.trim().eq_ignore_ascii_case("trailers"))
+            })
+        }),
+        _ => false,
+    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! Response bodies handed to hyper: one complete buffer, a bounded stream fed by `send()`, or a
+//! Response bodies handed to hyper: one complete buffer, a bounded stream fed by `send()` (which
+//! may end with trailers), or a
 //! file read in chunks on tokio's blocking pool (`http.response.pathsend`).
 
 use std::fmt;
@@ -73,7 +74,8 @@ impl Drop for RequestGuard {
 pub enum ResponseBody {
     Full(Option<Bytes>),
     Stream {
-        rx: mpsc::Receiver<Bytes>,
+        /// Body chunks, then at most one trailers frame.
+        rx: mpsc::Receiver<Frame<Bytes>>,
         guard: RequestGuard,
         /// On abort, one Pending lets hyper flush what was already sent before the error closes it.
         flushed_before_abort: bool,
@@ -183,7 +185,7 @@ impl http_body::Body for ResponseBody {
                 guard,
                 flushed_before_abort,
             } => match rx.poll_recv(cx) {
-                Poll::Ready(Some(chunk)) => Poll::Ready(Some(Ok(Frame::data(chunk)))),
+                Poll::Ready(Some(frame)) => Poll::Ready(Some(Ok(frame))),
                 Poll::Ready(None) => {
                     if guard.finished_cleanly() {
                         Poll::Ready(None)
