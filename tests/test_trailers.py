@@ -130,3 +130,12 @@ def test_misordered_messages_raise(server: ServerProcess, misuse: str, words: st
             pass  # the response may be cut off
     outcome = raised(server, key)
     assert outcome.startswith("RuntimeError") and words in outcome
+
+
+def test_http11_declared_length_sends_the_body_without_trailers(server: ServerProcess) -> None:
+    # with a content-length the body is not chunked, so there is no place for trailers on HTTP/1.1
+    with raw(server) as client:
+        response = client.request("GET", "/send?id=h1-length&parts=3&length=1", headers={"TE": "trailers"})
+        assert (response.status, response.chunked, response.body, response.trailers) == (200, False, BODY, [])
+        assert client.request("GET", "/send?id=h1-length-again", headers={"TE": "trailers"}).trailers
+    assert raised(server, "h1-length") == ""
