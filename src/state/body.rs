@@ -1,6 +1,5 @@
 //! Response bodies handed to hyper: one complete buffer, a bounded stream fed by `send()` (which
-//! may end with trailers), or a
-//! file read in chunks on tokio's blocking pool (`http.response.pathsend`).
+//! may end with trailers), or a file read in chunks on tokio's blocking pool (`pathsend`).
 
 use std::fmt;
 use std::fs::File;
@@ -101,8 +100,8 @@ impl ResponseBody {
     }
 }
 
-/// A file streamed to the client: each chunk is read by a blocking-pool task while the previous
-/// one is on its way; reads never run on a network thread or on the event loop.
+/// A file streamed to the client: each chunk is read by a blocking-pool task when hyper asks for
+/// it, so reads never block a network thread or the event loop, and never run ahead of the client.
 pub struct FileBody {
     read: FileRead,
     remaining: u64,
