@@ -213,6 +213,7 @@ class Server:
     pythonpath: str = ""
     build: str = ""  # which build of turboasgi this is (commit, where it was imported from)
     tls: tuple[str, str] | None = None  # (certificate, key) files: serve HTTPS (run.py --tls)
+    extra: tuple[str, ...] = ()  # more turboasgi options, to measure what one costs (instructions.py)
 
     def argv(self, workload: Workload, port: int, *, idle_conns: int = 0) -> list[str]:
         """The server's command line; ``idle_conns`` > 0 adapts it to hold that many idle connections."""
@@ -226,7 +227,7 @@ class Server:
                 cmd += ["--timeout-keep-alive", "3600"]
             if self.tls:
                 cmd += ["--ssl-certfile", self.tls[0], "--ssl-keyfile", self.tls[1]]
-            return cmd
+            return cmd + list(self.extra)
         if self.name == "uvicorn":
             cmd = [py, "-m", "uvicorn", workload.app, "--host", HOST, "--port", str(port)]
             cmd += ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
@@ -682,7 +683,7 @@ class MemResult:
 
 
 # How long after the flood of idle connections closes the RSS is read again: time for the server to
-# see every close and for a periodic allocator trim (turboasgi's runs every second) to happen.
+# see every close and for a periodic allocator trim (turboasgi checks four times a second) to happen.
 CLOSE_SETTLE_S = 3.0
 
 
@@ -1591,7 +1592,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     with contextlib.suppress(OSError):
         os.sched_setaffinity(0, {cfg.client_cpu})
     servers = discover_servers(cfg.servers, cfg.builds)
-    servers = discover_servers(cfg.servers)
     if cfg.tls:
         files = make_certificate(Path(tempfile.mkdtemp(prefix="bench-tls-")))
         for server in servers.values():

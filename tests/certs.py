@@ -1,77 +1,136 @@
-"""Test certificates made with the ``openssl`` command (Debian's package), so that TLS tests need no
-Python package that free-threaded CPython cannot install (``cryptography``, hence ``trustme``)."""
+"""Test certificates made at test time with the ``openssl`` command line: a CA, certificates it issues
+(ECDSA P-256, PKCS#8 keys) and the PEM files the server options take.
+
+No Python package is needed, so the TLS tests also run where ``cryptography`` (and so trustme) does not
+install, such as free-threaded 3.13.
+"""
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-OPENSSL = shutil.which("openssl")
+_serials = itertools.count(1000)
 
 
-@dataclass
-class ServerCerts:
-    ca_file: Path
-    cert_file: Path
-    key_file: Path
-
-    def server_options(self, *extra: str) -> list[str]:
-        return ["--ssl-keyfile", str(self.key_file), "--ssl-certfile", str(self.cert_file), *extra]
+def available() -> bool:
+    return shutil.which("openssl") is not None
 
 
 def _openssl(*args: str, cwd: Path) -> None:
-    assert OPENSSL is not None, "openssl is not installed"
-    subprocess.run([OPENSSL, *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
 
 
-def make_server_certs(directory: Path, names: tuple[str, ...] = ("localhost", "127.0.0.1")) -> ServerCerts:
-    """A CA and an ECDSA P-256 server certificate it signed for ``names`` (DNS names and IP addresses)."""
-    key_args = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
-    _openssl(
-        "req",
-        "-x509",
-        *key_args,
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-subj",
-        "/CN=turboasgi test CA",
-        "-days",
-        "2",
-        cwd=directory,
-    )
-    _openssl(
-        "req",
-        *key_args,
-        "-keyout",
-        "key.pem",
-        "-out",
-        "server.csr",
-        "-subj",
-        f"/CN={names[0]}",
-        cwd=directory,
-    )
-    alt = ",".join(f"IP:{n}" if n.replace(".", "").isdigit() or ":" in n else f"DNS:{n}" for n in names)
-    (directory / "server.ext").write_text(f"subjectAltName={alt}\nextendedKeyUsage=serverAuth\n")
-    _openssl(
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "cert.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "server.ext",
-        cwd=directory,
-    )
-    return ServerCerts(directory / "ca.pem", directory / "cert.pem", directory / "key.pem")
+_NEW_P256_KEY = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes")
+
+
+@dataclass(frozen=True)
+class Issued:
+    cert: Path
+    key: Path
+
+    @property
+    def cert_pem(self) -> str:
+        return self.cert.read_text()
+
+
+@dataclass(frozen=True)
+class CA:
+    directory: Path
+    name: str
+    cert: Path
+    key: Path
+
+    @classmethod
+    def create(cls, directory: Path, name: str) -> CA:
+        directory.mkdir(parents=True, exist_ok=True)
+        cert, key = directory / f"{name}.pem", directory / f"{name}.key"
+        _openssl(
+            "req",
+            "-x509",
+            *_NEW_P256_KEY,
+            "-keyout",
+            key.name,
+            "-out",
+            cert.name,
+            "-days",
+            "2",
+            "-subj",
+            f"/O=turboasgi tests/CN={name}",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            cwd=directory,
+        )
+        return cls(directory, name, cert, key)
+
+    def child(self, name: str) -> CA:
+        """An intermediate CA signed by this one."""
+        cert, key, csr, ext = (
+            self.directory / f"{name}{suffix}" for suffix in (".pem", ".key", ".csr", ".ext")
+        )
+        ext.write_text("basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n")
+        _openssl(
+            "req",
+            "-new",
+            *_NEW_P256_KEY,
+            "-keyout",
+            key.name,
+            "-out",
+            csr.name,
+            "-subj",
+            f"/CN={name}",
+            cwd=self.directory,
+        )
+        self._sign(csr, cert, ext)
+        return CA(self.directory, name, cert, key)
+
+    def _sign(self, csr: Path, cert: Path, ext: Path) -> None:
+        _openssl(
+            "x509",
+            "-req",
+            "-in",
+            csr.name,
+            "-CA",
+            str(self.cert),
+            "-CAkey",
+            str(self.key),
+            "-set_serial",
+            str(next(_serials)),
+            "-days",
+            "2",
+            "-out",
+            cert.name,
+            "-extfile",
+            ext.name,
+            cwd=self.directory,
+        )
+
+    def issue(self, name: str, subject: str, *, server: bool) -> Issued:
+        """A certificate for ``subject`` (OpenSSL ``/K=V/...`` form): for a server (localhost and
+        127.0.0.1) or for a client."""
+        cert, key, csr, ext = (
+            self.directory / f"{name}{suffix}" for suffix in (".pem", ".key", ".csr", ".ext")
+        )
+        usage = "serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1" if server else "clientAuth"
+        ext.write_text(
+            f"basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage={usage}\n"
+        )
+        _openssl(
+            "req",
+            "-new",
+            *_NEW_P256_KEY,
+            "-keyout",
+            key.name,
+            "-out",
+            csr.name,
+            "-subj",
+            subject,
+            cwd=self.directory,
+        )
+        self._sign(csr, cert, ext)
+        return Issued(cert, key)

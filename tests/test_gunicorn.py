@@ -95,17 +95,14 @@ def test_gunicorn_serves_the_fastapi_example(tmp_path: Path) -> None:
 
 
 def _tls_files(tmp_path: Path) -> tuple[Path, Path, Path, Path, Path]:
-    trustme = pytest.importorskip("trustme")
-    ca = trustme.CA()
-    server_cert = ca.issue_cert("127.0.0.1")
-    client_cert = ca.issue_cert("client@example.test")
-    paths = [tmp_path / n for n in ("ca.pem", "cert.pem", "key.pem", "client.pem", "client.key")]
-    ca.cert_pem.write_to_path(str(paths[0]))
-    server_cert.cert_chain_pems[0].write_to_path(str(paths[1]))
-    server_cert.private_key_pem.write_to_path(str(paths[2]))
-    client_cert.cert_chain_pems[0].write_to_path(str(paths[3]))
-    client_cert.private_key_pem.write_to_path(str(paths[4]))
-    return paths[0], paths[1], paths[2], paths[3], paths[4]
+    from tests import certs
+
+    if not certs.available():
+        pytest.skip("the openssl command line is needed to make test certificates")
+    ca = certs.CA.create(tmp_path, "ca")
+    server = ca.issue("server", "/CN=localhost", server=True)
+    client = ca.issue("client", "/CN=client", server=False)
+    return ca.cert, server.cert, server.key, client.cert, client.key
 
 
 @pytest.mark.timeout(60)

@@ -1,12 +1,14 @@
 """TLS (rustls) with uvicorn's ``--ssl-*`` options, against real servers and real clients (httpx, curl,
-``openssl s_client``, websockets over wss, raw sockets). Certificates are made at test time by trustme
-and ``cryptography``; only loopback addresses are used.
+``openssl s_client``, websockets over wss, raw sockets). Certificates are made at test time with the
+openssl command line (``tests/certs.py``), and with ``cryptography`` for other key types and encrypted
+keys where it is installed; only loopback addresses are used.
 """
 
 from __future__ import annotations
 
 import datetime
 import json
+import re
 import shutil
 import socket
 import ssl
@@ -21,11 +23,7 @@ import httpx
 import pytest
 from server_process import ServerProcess, poll, running, turboasgi_server
 
-trustme = pytest.importorskip("trustme")
-from cryptography import x509  # noqa: E402  (trustme depends on cryptography)
-from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa  # noqa: E402
-from cryptography.x509.oid import NameOID  # noqa: E402
+from tests import certs as pki
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -33,9 +31,13 @@ TLS_APP = "tests.apps.tls_app:app"
 TLS12, TLS13 = 0x0303, 0x0304
 
 
+CLIENT_SUBJECT = "/O=Acme, Inc/CN=client one"
+CLIENT_NAME_RFC4514 = "CN=client one,O=Acme\\, Inc"
+
+
 @dataclass
 class Certs:
-    ca: Any
+    ca: pki.CA
     ca_file: Path
     cert_file: Path
     key_file: Path
@@ -51,28 +53,23 @@ class Certs:
 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    if not pki.available():
+        pytest.skip("the openssl command line is needed to make test certificates")
     root = tmp_path_factory.mktemp("certs")
-    ca = trustme.CA()
-    server = ca.issue_cert("localhost", "127.0.0.1")
-    client = ca.issue_cert("client@example.test", common_name="client one", organization_name="Acme, Inc")
-    stranger = trustme.CA().issue_cert("client@example.test")
-    ca.cert_pem.write_to_path(str(root / "ca.pem"))
-    server.cert_chain_pems[0].write_to_path(str(root / "cert.pem"))
-    server.private_key_pem.write_to_path(str(root / "key.pem"))
-    client.cert_chain_pems[0].write_to_path(str(root / "client.pem"))
-    client.private_key_pem.write_to_path(str(root / "client.key"))
-    stranger.cert_chain_pems[0].write_to_path(str(root / "stranger.pem"))
-    stranger.private_key_pem.write_to_path(str(root / "stranger.key"))
+    ca = pki.CA.create(root, "test-ca")
+    server = ca.issue("server", "/CN=localhost", server=True)
+    client = ca.issue("client", CLIENT_SUBJECT, server=False)
+    stranger = pki.CA.create(root / "other", "other-ca").issue("stranger", "/CN=stranger", server=False)
     return Certs(
         ca=ca,
-        ca_file=root / "ca.pem",
-        cert_file=root / "cert.pem",
-        key_file=root / "key.pem",
-        client_cert_file=root / "client.pem",
-        client_key_file=root / "client.key",
-        client_cert_pem=client.cert_chain_pems[0].bytes().decode(),
-        stranger_cert_file=root / "stranger.pem",
-        stranger_key_file=root / "stranger.key",
+        ca_file=ca.cert,
+        cert_file=server.cert,
+        key_file=server.key,
+        client_cert_file=client.cert,
+        client_key_file=client.key,
+        client_cert_pem=client.cert_pem,
+        stranger_cert_file=stranger.cert,
+        stranger_key_file=stranger.key,
     )
 
 
@@ -170,9 +167,7 @@ def test_client_certificate_reaches_the_scope(server: ServerProcess, certs: Cert
     # leaf first; OpenSSL clients may add the CA they found in their own trust store
     assert tls["client_cert_chain"][0] == certs.client_cert_pem
     assert all(pem.startswith("-----BEGIN CERTIFICATE-----\n") for pem in tls["client_cert_chain"])
-    expected = x509.load_pem_x509_certificate(certs.client_cert_pem.encode()).subject.rfc4514_string()
-    assert tls["client_cert_name"] == expected
-    assert "CN=client one" in expected and "O=Acme\\, Inc" in expected
+    assert tls["client_cert_name"] == CLIENT_NAME_RFC4514
 
 
 def test_tls_extension_is_not_shared_between_scopes(server: ServerProcess, certs: Certs) -> None:
@@ -301,6 +296,7 @@ def test_handshake_failures_log_at_debug_not_warning(server: ServerProcess, cert
     server.wait_for_output("TLS handshake failed")
     failures = [line for line in server.stderr.splitlines() if "TLS handshake" in line]
     assert failures and all(line.startswith("DEBUG:") for line in failures), failures
+    assert any(re.search(r"127\.0\.0\.1:\d+ - TLS handshake failed: ", line) for line in failures), failures
 
 
 def test_sni_mismatch_fails_on_the_client_and_the_server_keeps_serving(
@@ -402,9 +398,22 @@ def test_tls13_only(certs: Certs) -> None:
             )
 
 
-def write_self_signed(root: Path, name: str, key: Any, key_format: serialization.PrivateFormat) -> list[str]:
+def write_self_signed(root: Path, kind: str, key_format: str) -> list[str]:
+    """A self-signed certificate for localhost with a new ``kind`` key written in ``key_format``
+    (``traditional``: PKCS#1 for RSA, SEC1 for EC; ``pkcs8``)."""
+    pytest.importorskip("cryptography")
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+    from cryptography.x509.oid import NameOID
+
+    key: Any = {
+        "rsa": lambda: rsa.generate_private_key(65537, 2048),
+        "p256": lambda: ec.generate_private_key(ec.SECP256R1()),
+        "p384": lambda: ec.generate_private_key(ec.SECP384R1()),
+        "ed25519": ed25519.Ed25519PrivateKey.generate,
+    }[kind]()
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    algorithm = None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -414,41 +423,32 @@ def write_self_signed(root: Path, name: str, key: Any, key_format: serialization
         .not_valid_before(datetime.datetime(2020, 1, 1))
         .not_valid_after(datetime.datetime(2100, 1, 1))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .sign(key, algorithm)
+        .sign(key, None if kind == "ed25519" else hashes.SHA256())
     )
-    cert_file, key_file = root / f"{name}.crt", root / f"{name}.key"
+    formats = {
+        "traditional": serialization.PrivateFormat.TraditionalOpenSSL,
+        "pkcs8": serialization.PrivateFormat.PKCS8,
+    }
+    cert_file, key_file = root / "server.crt", root / "server.key"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, key_format, serialization.NoEncryption())
-    )
+    pem = key.private_bytes(serialization.Encoding.PEM, formats[key_format], serialization.NoEncryption())
+    key_file.write_bytes(pem)
     return ["--ssl-keyfile", str(key_file), "--ssl-certfile", str(cert_file)]
-
-
-PKCS8 = serialization.PrivateFormat.PKCS8
-TRADITIONAL = serialization.PrivateFormat.TraditionalOpenSSL  # PKCS#1 for RSA, SEC1 for EC
-
-
-KEYS: dict[str, Any] = {
-    "rsa": lambda: rsa.generate_private_key(65537, 2048),
-    "p256": lambda: ec.generate_private_key(ec.SECP256R1()),
-    "p384": lambda: ec.generate_private_key(ec.SECP384R1()),
-    "ed25519": ed25519.Ed25519PrivateKey.generate,
-}
 
 
 @pytest.mark.parametrize(
     ("kind", "key_format", "marker"),
     [
-        pytest.param("rsa", TRADITIONAL, "RSA PRIVATE KEY", id="rsa-pkcs1"),
-        pytest.param("rsa", PKCS8, "BEGIN PRIVATE KEY", id="rsa-pkcs8"),
-        pytest.param("p256", TRADITIONAL, "EC PRIVATE KEY", id="p256-sec1"),
-        pytest.param("p384", TRADITIONAL, "EC PRIVATE KEY", id="p384-sec1"),
-        pytest.param("p384", PKCS8, "BEGIN PRIVATE KEY", id="p384-pkcs8"),
-        pytest.param("ed25519", PKCS8, "BEGIN PRIVATE KEY", id="ed25519-pkcs8"),
+        pytest.param("rsa", "traditional", "RSA PRIVATE KEY", id="rsa-pkcs1"),
+        pytest.param("rsa", "pkcs8", "BEGIN PRIVATE KEY", id="rsa-pkcs8"),
+        pytest.param("p256", "traditional", "EC PRIVATE KEY", id="p256-sec1"),
+        pytest.param("p384", "traditional", "EC PRIVATE KEY", id="p384-sec1"),
+        pytest.param("p384", "pkcs8", "BEGIN PRIVATE KEY", id="p384-pkcs8"),
+        pytest.param("ed25519", "pkcs8", "BEGIN PRIVATE KEY", id="ed25519-pkcs8"),
     ],
 )
-def test_key_formats(tmp_path: Path, kind: str, key_format: Any, marker: str) -> None:
-    options = write_self_signed(tmp_path, "server", KEYS[kind](), key_format)
+def test_key_formats(tmp_path: Path, kind: str, key_format: str, marker: str) -> None:
+    options = write_self_signed(tmp_path, kind, key_format)
     assert marker in Path(options[1]).read_text()
     with running(TLS_APP, *options) as server:
         # the handshake proves the server signs with this key (the client checks CertificateVerify)
@@ -456,15 +456,33 @@ def test_key_formats(tmp_path: Path, kind: str, key_format: Any, marker: str) ->
         assert response.json()["scheme"] == "https"
 
 
-@pytest.mark.parametrize("key_format", [TRADITIONAL, PKCS8], ids=["traditional-pem", "pkcs8"])
-def test_encrypted_keys(tmp_path: Path, certs: Certs, key_format: Any) -> None:
-    key = serialization.load_pem_private_key(certs.key_file.read_bytes(), None)
-    encrypted = key.private_bytes(
-        serialization.Encoding.PEM, key_format, serialization.BestAvailableEncryption(b"s3cret")
-    )
-    assert (b"Proc-Type: 4,ENCRYPTED" if key_format == TRADITIONAL else b"ENCRYPTED PRIVATE KEY") in encrypted
-    key_file = tmp_path / "encrypted.key"
-    key_file.write_bytes(encrypted)
+def encrypt_key(certs: Certs, tmp_path: Path, traditional: bool, password: str) -> Path:
+    """The server key encrypted with ``password`` by the openssl command line: traditional PEM
+    (``Proc-Type: 4,ENCRYPTED``) or encrypted PKCS#8."""
+    out = tmp_path / "encrypted.key"
+    if traditional:
+        args = ["ec", "-in", str(certs.key_file), "-aes256", "-passout", f"pass:{password}", "-out", str(out)]
+    else:
+        args = [
+            "pkcs8",
+            "-topk8",
+            "-in",
+            str(certs.key_file),
+            "-passout",
+            f"pass:{password}",
+            "-out",
+            str(out),
+        ]
+    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+    marker = "Proc-Type: 4,ENCRYPTED" if traditional else "BEGIN ENCRYPTED PRIVATE KEY"
+    assert marker in out.read_text()
+    return out
+
+
+@pytest.mark.parametrize("traditional", [True, False], ids=["traditional-pem", "pkcs8"])
+def test_encrypted_keys(tmp_path: Path, certs: Certs, traditional: bool) -> None:
+    pytest.importorskip("cryptography")  # --ssl-keyfile-password decrypts with it
+    key_file = encrypt_key(certs, tmp_path, traditional, "s3cret")
     base = ["--ssl-keyfile", str(key_file), "--ssl-certfile", str(certs.cert_file)]
     with running(TLS_APP, *base, "--ssl-keyfile-password", "s3cret") as server:
         assert_still_serving(server, certs)
@@ -531,11 +549,7 @@ def test_startup_errors_exit_1_naming_the_option(
 
 
 def test_encrypted_key_without_password(tmp_path: Path, certs: Certs) -> None:
-    key = serialization.load_pem_private_key(certs.key_file.read_bytes(), None)
-    key_file = tmp_path / "encrypted.key"
-    key_file.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, PKCS8, serialization.BestAvailableEncryption(b"pw"))
-    )
+    key_file = encrypt_key(certs, tmp_path, False, "pw")
     proc = turboasgi_server(TLS_APP, "--ssl-keyfile", str(key_file), "--ssl-certfile", str(certs.cert_file))
     assert proc.run_to_exit() == 1
     assert "--ssl-keyfile: the key is encrypted; give its password with --ssl-keyfile-password" in proc.stderr
@@ -570,3 +584,23 @@ def test_open_tls_connections_are_counted_once(certs: Certs) -> None:
         with httpx.Client(verify=client_context(certs), timeout=5.0) as http:
             assert http.get(server.url + "/").status_code == 200  # keep-alive: the connection stays open
             assert value(scrape(server), "turboasgi_connections_open") == 1
+
+
+def test_certificate_chain_file_with_an_intermediate(tmp_path: Path, certs: Certs) -> None:
+    # --ssl-certfile holds the chain: leaf, then the intermediate; clients trust only the root
+    intermediate = certs.ca.child("intermediate")
+    leaf = intermediate.issue("leaf", "/CN=localhost", server=True)
+    chain_file, key_file = tmp_path / "chain.pem", leaf.key
+    chain_file.write_text(leaf.cert_pem + intermediate.cert.read_text())
+    assert chain_file.read_text().count("BEGIN CERTIFICATE") == 2
+    with running(TLS_APP, "--ssl-keyfile", str(key_file), "--ssl-certfile", str(chain_file)) as server:
+        assert_still_serving(server, certs)
+
+
+def test_tls_over_a_unix_socket(tmp_path: Path, certs: Certs) -> None:
+    path = str(tmp_path / "tls.sock")
+    with running(TLS_APP, *certs.server_options("--uds", path)):
+        transport = httpx.HTTPTransport(uds=path, verify=client_context(certs))
+        with httpx.Client(transport=transport, timeout=5.0) as http:
+            seen = http.get("https://localhost/").json()
+    assert seen["scheme"] == "https" and seen["tls"]["tls_version"] == TLS13

@@ -8,24 +8,40 @@ import shutil
 import ssl
 import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from certs import OPENSSL, ServerCerts, make_server_certs
 from server_process import ServerProcess, running
+
+from tests import certs as pki
 
 pytestmark = [
     pytest.mark.timeout(60),
-    pytest.mark.skipif(OPENSSL is None, reason="the openssl command is not installed"),
+    pytest.mark.skipif(
+        not pki.available(), reason="the openssl command line is needed to make test certificates"
+    ),
 ]
 
 PROBE = "tests.apps.probe:app"
 
 
+@dataclass(frozen=True)
+class ServerCerts:
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+    def server_options(self, *extra: str) -> list[str]:
+        return ["--ssl-keyfile", str(self.key_file), "--ssl-certfile", str(self.cert_file), *extra]
+
+
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> ServerCerts:
-    return make_server_certs(tmp_path_factory.mktemp("h2-certs"))
+    ca = pki.CA.create(tmp_path_factory.mktemp("h2-certs"), "h2-ca")
+    server = ca.issue("server", "/CN=localhost", server=True)
+    return ServerCerts(ca.cert, server.cert, server.key)
 
 
 @pytest.fixture(scope="module", params=["1", "2"])
@@ -81,7 +97,7 @@ def alpn_offer(server: ServerProcess, certs: ServerCerts, offer: str) -> str:
     """The ALPN protocol the server picks from ``offer`` (openssl s_client's report)."""
     out = subprocess.run(
         [
-            str(OPENSSL),
+            "openssl",
             "s_client",
             "-connect",
             f"127.0.0.1:{server.port}",

@@ -97,11 +97,11 @@ fn proxied<'a>(
         .client
         .as_ref()
         .map(|(h, p)| (Cow::Borrowed(h.as_str()), *p));
-    let scheme = if conn.tls.is_some() { "https" } else { "http" };
+    let direct_scheme = if conn.tls.is_some() { "https" } else { "http" };
     if !settings.proxy_headers || !settings.is_trusted(conn.client_ip.as_ref()) {
-        return (scheme, direct);
+        return (direct_scheme, direct);
     }
-    let scheme = forwarded_scheme(parts).unwrap_or(scheme);
+    let scheme = forwarded_scheme(parts).unwrap_or(direct_scheme);
     // Repeated X-Forwarded-For fields are one comma-separated list, in order (RFC 9110 5.3).
     let forwarded: Vec<&str> = parts
         .headers

@@ -4,11 +4,13 @@
 pub mod conn;
 mod head_scan;
 mod head_timeout;
+mod heap_trim;
 pub mod http2;
 pub mod limits;
 pub mod listener;
 pub mod loops;
 pub mod metrics;
+mod parked_io;
 mod preface;
 pub mod protocol;
 pub mod service;
@@ -98,8 +100,10 @@ impl ServerCore {
         let error_logger = logging
             .call_method1("getLogger", ("turboasgi.error",))?
             .unbind();
+        let shared = Arc::new(Shared::new(settings, runtime, error_logger));
+        runtime.spawn(heap_trim::trim_after_floods(Arc::downgrade(&shared)));
         Ok(ServerCore {
-            shared: Arc::new(Shared::new(settings, runtime, error_logger)),
+            shared,
             loops: Arc::new(Loops::default()),
         })
     }

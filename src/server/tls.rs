@@ -50,11 +50,11 @@ pub async fn handshake_then_serve<IO>(
         outcome = handshake => match outcome {
             Ok(Ok(stream)) => stream,
             Ok(Err(e)) => {
-                inbox.log_debug(format!("TLS handshake failed: {e}"));
+                inbox.log_debug(format!("{}TLS handshake failed: {e}", info.log_prefix()));
                 return;
             }
             Err(_) => {
-                inbox.log_debug("TLS handshake timed out.".to_string());
+                inbox.log_debug(format!("{}TLS handshake timed out.", info.log_prefix()));
                 return;
             }
         },

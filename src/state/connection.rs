@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyDict, PyTuple};
 use tokio::sync::Notify;
 
 use super::cert_name::subject_rfc4514;
@@ -98,10 +98,8 @@ impl ConnInfo {
                 intern!(py, "server_cert"),
                 tls.settings.server_cert_pem.as_str(),
             )?;
-            let chain = PyList::empty(py);
-            for der in &tls.client_chain {
-                chain.append(pem_certificate(der))?;
-            }
+            // a tuple: the per-scope copy of the dict is shallow, and the chain must not be mutable
+            let chain = PyTuple::new(py, tls.client_chain.iter().map(|der| pem_certificate(der)))?;
             let name = tls
                 .client_chain
                 .first()

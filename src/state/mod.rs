@@ -35,6 +35,11 @@ pub struct Shared {
     in_flight: AtomicUsize,
     requests_total: AtomicU64,
     connections: AtomicUsize,
+    /// Open connections parked outside hyper (idle keep-alive connections without their buffers).
+    parked: AtomicUsize,
+    /// The most connections open, and open and not parked, at once since the heap was last trimmed.
+    open_peak: AtomicUsize,
+    active_peak: AtomicUsize,
     connections_changed: Notify,
     shutdown: watch::Sender<ShutdownStage>,
     error_logger: Py<PyAny>,
@@ -51,6 +56,19 @@ impl Drop for ConnectionCount {
     }
 }
 
+/// Counts one connection as parked for as long as it lives.
+pub struct ParkedCount(Arc<Shared>);
+
+impl Drop for ParkedCount {
+    fn drop(&mut self) {
+        self.0.parked.fetch_sub(1, Ordering::AcqRel);
+        self.0.note_active();
+    }
+}
+
+/// Trimming only pays after this many connections were busy at once (a few MiB of buffers).
+const TRIM_MIN_PEAK: usize = 128;
+
 impl Shared {
     pub fn new(settings: Settings, runtime: &'static Runtime, error_logger: Py<PyAny>) -> Self {
         let (shutdown, _) = watch::channel(ShutdownStage::Running);
@@ -60,6 +78,9 @@ impl Shared {
             in_flight: AtomicUsize::new(0),
             requests_total: AtomicU64::new(0),
             connections: AtomicUsize::new(0),
+            parked: AtomicUsize::new(0),
+            open_peak: AtomicUsize::new(0),
+            active_peak: AtomicUsize::new(0),
             connections_changed: Notify::new(),
             shutdown,
             error_logger,
@@ -89,11 +110,49 @@ impl Shared {
 
     pub fn connection_opened(self: &Arc<Self>) -> ConnectionCount {
         self.connections.fetch_add(1, Ordering::AcqRel);
+        self.note_active();
         ConnectionCount(self.clone())
     }
 
     pub fn requests_in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Acquire)
+    }
+
+    pub fn connection_parked(self: &Arc<Self>) -> ParkedCount {
+        self.parked.fetch_add(1, Ordering::AcqRel);
+        ParkedCount(self.clone())
+    }
+
+    /// Connections open and not parked: the ones holding hyper's buffers.
+    fn active_connections(&self) -> usize {
+        let open = self.connections.load(Ordering::Acquire);
+        open.saturating_sub(self.parked.load(Ordering::Acquire))
+    }
+
+    fn note_active(&self) {
+        self.open_peak
+            .fetch_max(self.connections.load(Ordering::Acquire), Ordering::AcqRel);
+        self.active_peak
+            .fetch_max(self.active_connections(), Ordering::AcqRel);
+    }
+
+    /// Whether the allocator should give freed memory back to the OS now: the open connections, or
+    /// the busy ones (those holding hyper's buffers), have dropped to a quarter of their peak: a
+    /// flood closed, or its connections were parked, and what they held is free but stays resident,
+    /// the allocator keeping it for reuse. Re-arms at the next peak, so a steady load never trims.
+    pub fn take_trim_due(&self) -> bool {
+        let open = self.connections.load(Ordering::Acquire);
+        let active = self.active_connections();
+        let dropped = |peak: &AtomicUsize, now: usize| {
+            let peak = peak.load(Ordering::Acquire);
+            peak >= TRIM_MIN_PEAK && now <= peak / 4
+        };
+        if dropped(&self.open_peak, open) || dropped(&self.active_peak, active) {
+            self.open_peak.store(open, Ordering::Release);
+            self.active_peak.store(active, Ordering::Release);
+            return true;
+        }
+        false
     }
 
     pub fn connection_count(&self) -> usize {
