@@ -300,7 +300,49 @@ pub fn response_trailers_possible(parts: &http::request::Parts) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::split_host_port;
+    use super::{response_trailers_possible, split_host_port};
+
+    fn request(version: http::Version, te: &[&str]) -> http::request::Parts {
+        let mut builder = http::Request::builder().version(version);
+        for value in te {
+            builder = builder.header(http::header::TE, *value);
+        }
+        builder
+            .body(())
+            .map(|r| r.into_parts().0)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn trailers_only_where_hyper_sends_them() {
+        use http::Version;
+        assert!(response_trailers_possible(&request(Version::HTTP_2, &[])));
+        assert!(response_trailers_possible(&request(
+            Version::HTTP_11,
+            &["trailers"]
+        )));
+        assert!(response_trailers_possible(&request(
+            Version::HTTP_11,
+            &["gzip, Trailers"]
+        )));
+        assert!(response_trailers_possible(&request(
+            Version::HTTP_11,
+            &["gzip", "trailers"]
+        )));
+        assert!(!response_trailers_possible(&request(Version::HTTP_11, &[])));
+        assert!(!response_trailers_possible(&request(
+            Version::HTTP_11,
+            &["gzip"]
+        )));
+        assert!(!response_trailers_possible(&request(
+            Version::HTTP_11,
+            &["trailers;q=1"]
+        )));
+        assert!(!response_trailers_possible(&request(
+            Version::HTTP_10,
+            &["trailers"]
+        )));
+    }
 
     #[test]
     fn forwarded_entries_with_and_without_port() {
