@@ -33,6 +33,7 @@ from hyperframe.frame import (
 class StreamResult:
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     data: bytes = b""
+    trailers: list[tuple[bytes, bytes]] = field(default_factory=list)
     ended: bool = False
     reset: int | None = None
 
@@ -206,7 +207,7 @@ class H2Client:
         if isinstance(event, h2.events.ResponseReceived | h2.events.InformationalResponseReceived):
             self.streams.setdefault(event.stream_id, StreamResult()).headers.extend(event.headers)
         elif isinstance(event, h2.events.TrailersReceived):
-            self.streams[event.stream_id].headers.extend(event.headers)
+            self.streams[event.stream_id].trailers.extend(event.headers)
         elif isinstance(event, h2.events.DataReceived):
             self.streams[event.stream_id].data += event.data
             if self.auto_window and event.flow_controlled_length:

@@ -104,6 +104,13 @@ WORKLOADS: tuple[Workload, ...] = (
         response_size=MIB,
     ),
     Workload(
+        name="file-1mib",
+        app="file_response:app",
+        description="Starlette FileResponse of a 1 MiB file (http.response.pathsend where advertised)",
+        response_size=MIB,
+        default=False,
+    ),
+    Workload(
         name="upload-1mib",
         app="upload:app",
         description="raw ASGI app reading a 1 MiB request body to the end",

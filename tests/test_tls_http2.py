@@ -127,3 +127,28 @@ def test_alpn_prefers_h2_and_follows_http_option(certs: ServerCerts, tmp_path: P
         assert alpn_offer(server, certs, "h2,http/1.1") == "http/1.1"
     with running(PROBE, *certs.server_options("--http", "2")) as server:
         assert alpn_offer(server, certs, "h2,http/1.1") == "h2"
+
+
+def test_scope_extensions_over_h2(server: ServerProcess, certs: ServerCerts) -> None:
+    # spec G8 / issue 12 item 6: an h2 stream gets the same extensions as an HTTP/1.1 request on TLS
+    ctx = ssl.create_default_context(cafile=str(certs.ca_file))
+    with httpx.Client(http2=True, verify=ctx, timeout=5) as client:
+        response = client.get(https(server) + "/spec")
+    assert response.http_version == "HTTP/2"
+    assert {"tls", "http.response.pathsend"} <= set(response.json()["extensions"])
+
+
+def test_tls_extension_over_h2(certs: ServerCerts) -> None:
+    ctx = ssl.create_default_context(cafile=str(certs.ca_file))
+    with running("tests.apps.tls_app:app", *certs.server_options()) as server:
+        with httpx.Client(http2=True, verify=ctx, timeout=5) as client:
+            responses = [client.get(https(server) + f"/{i}") for i in range(2)]
+    for response in responses:
+        assert response.http_version == "HTTP/2"
+        seen = response.json()
+        assert seen["scheme"] == "https"
+        tls = seen["tls"]
+        assert tls["tls_version"] == 0x0304  # TLS 1.3
+        assert tls["cipher_suite"] in (0x1301, 0x1302, 0x1303)
+        assert tls["client_cert_chain"] == []
+        assert tls["server_cert"] == certs.cert_file.read_text()

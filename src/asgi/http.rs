@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
-use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
+use http_body::Frame;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use pyo3::exceptions::PyRuntimeError;
@@ -16,6 +17,8 @@ use pyo3::types::{PyBytes, PyDict};
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::message::{parse_http_send, HttpSend};
+use super::pathsend::open_regular_file;
+use super::scope::response_trailers_possible;
 use crate::bridge::awaitable::{done, resolve_waiters};
 use crate::bridge::inbox::{Notifier, Wakeable};
 use crate::bridge::outbox::{HeadFlush, LoopLink};
@@ -377,9 +380,14 @@ enum Phase {
         declared_length: Option<u64>,
     },
     Streaming {
-        tx: mpsc::Sender<Bytes>,
+        tx: mpsc::Sender<Frame<Bytes>>,
         declared_length: Option<u64>,
         sent: u64,
+    },
+    /// The body is complete; `http.response.trailers` messages are collected until the last one.
+    Trailers {
+        tx: mpsc::Sender<Frame<Bytes>>,
+        fields: HeaderMap,
     },
     /// The head of a response without a body (to HEAD, or 1xx/204/304) went out: the app's body
     /// messages are accepted and dropped until its last one.
@@ -394,6 +402,8 @@ struct TransportState {
     /// The status and declared length of a head just handed to the network side, for
     /// `on_response` once the lock is released.
     to_report: Option<(u16, Option<u64>)>,
+    /// `http.response.start` said `trailers: True`: the response ends with the last trailers message.
+    trailers_expected: bool,
 }
 
 /// What the request says about its response: whether it may have a body, and the connection.
@@ -404,6 +414,8 @@ pub struct RequestTraits {
     http10: bool,
     /// An HTTP/1.0 request with `Connection: keep-alive`.
     http10_keep_alive: bool,
+    /// Trailers the app sends reach the client (else they are accepted and dropped).
+    trailers: bool,
 }
 
 impl RequestTraits {
@@ -414,6 +426,7 @@ impl RequestTraits {
             head: parts.method == http::Method::HEAD,
             http10,
             http10_keep_alive: http10 && has_connection_token(&parts.headers, "keep-alive"),
+            trailers: response_trailers_possible(parts),
         }
     }
 }
@@ -458,6 +471,7 @@ impl HttpTransport {
                 phase: Phase::Idle,
                 status: None,
                 to_report: None,
+                trailers_expected: false,
             }),
             link,
             request,
@@ -665,6 +679,7 @@ impl HttpTransport {
         chunk: Bytes,
         more_body: bool,
     ) -> PyResult<Py<PyAny>> {
+        let trailers_expected = st.trailers_expected;
         let Phase::Streaming {
             tx,
             declared_length,
@@ -686,38 +701,87 @@ impl HttpTransport {
             }
         }
         let tx = tx.clone();
-        if !more_body || *declared_length == Some(*sent) {
+        if (!more_body || *declared_length == Some(*sent)) && !trailers_expected {
             self.shared.finished_cleanly.store(true, Ordering::Release);
         }
-        let outcome = if chunk.is_empty() {
-            Ok(())
+        let result = if chunk.is_empty() {
+            Ok(self.link.sent(py))
         } else {
-            tx.try_send(chunk)
+            self.queue_frame(py, st, tx.clone(), Frame::data(chunk))
         };
-        let result = match outcome {
+        if !more_body && matches!(st.phase, Phase::Streaming { .. }) {
+            if trailers_expected {
+                st.phase = Phase::Trailers {
+                    tx,
+                    fields: HeaderMap::new(),
+                };
+            } else {
+                self.mark_complete(py, st, true)?;
+            }
+        }
+        result
+    }
+
+    /// Collects trailer fields; the last message sends them (when the client can get them) and
+    /// ends the response.
+    fn send_trailers(
+        &self,
+        py: Python<'_>,
+        st: &mut TransportState,
+        pairs: Vec<(HeaderName, HeaderValue)>,
+        more_trailers: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let Phase::Trailers { tx, fields } = &mut st.phase else {
+            return Err(PyRuntimeError::new_err("response is not sending trailers"));
+        };
+        for (name, value) in pairs {
+            fields.append(name, value);
+        }
+        if more_trailers {
+            return Ok(self.link.sent(py));
+        }
+        let (tx, fields) = (tx.clone(), std::mem::take(fields));
+        self.shared.finished_cleanly.store(true, Ordering::Release);
+        let result = if self.request.trailers && !fields.is_empty() {
+            self.queue_frame(py, st, tx, Frame::trailers(fields))
+        } else {
+            Ok(self.link.sent(py))
+        };
+        if matches!(st.phase, Phase::Trailers { .. }) {
+            self.mark_complete(py, st, true)?;
+        }
+        result
+    }
+
+    /// Hands a frame to the response channel: at once when it fits, else `send()` returns a future
+    /// resolved once the client has read enough.
+    fn queue_frame(
+        &self,
+        py: Python<'_>,
+        st: &mut TransportState,
+        tx: mpsc::Sender<Frame<Bytes>>,
+        frame: Frame<Bytes>,
+    ) -> PyResult<Py<PyAny>> {
+        match tx.try_send(frame) {
             Ok(()) => Ok(self.link.sent(py)),
             Err(mpsc::error::TrySendError::Closed(_)) => {
                 self.shared.finished_cleanly.store(false, Ordering::Release);
                 st.phase = Phase::Complete;
                 self.shared.lock().response_complete = true;
-                return Err(ClientDisconnected::new_err("client disconnected"));
+                Err(ClientDisconnected::new_err("client disconnected"))
             }
-            Err(mpsc::error::TrySendError::Full(chunk)) => {
+            Err(mpsc::error::TrySendError::Full(frame)) => {
                 // The client reads slower than the app writes: wait for room in the channel.
                 let fut = self.new_future(py)?;
                 let resolve = fut.clone_ref(py);
                 let inbox = self.shared.inbox.clone();
                 self.shared.server.runtime.spawn(async move {
-                    let delivered = tx.send(chunk).await.is_ok();
+                    let delivered = tx.send(frame).await.is_ok();
                     inbox.resolve(resolve, delivered);
                 });
                 Ok(fut)
             }
-        };
-        if !more_body {
-            self.mark_complete(py, st, true)?;
         }
-        result
     }
 
     fn abort(&self, py: Python<'_>, st: &mut TransportState) -> PyResult<()> {
@@ -818,8 +882,16 @@ impl HttpTransport {
         if self.shared.is_disconnected() {
             return Err(ClientDisconnected::new_err("client disconnected"));
         }
+        let trailers_expected = st.trailers_expected;
         match (parsed, &mut st.phase) {
-            (HttpSend::Start { status, headers: pairs }, Phase::Idle) => {
+            (
+                HttpSend::Start {
+                    status,
+                    headers: pairs,
+                    trailers,
+                },
+                Phase::Idle,
+            ) => {
                 // The defaults go in first, in the same map: no second map per response.
                 let mut headers = responses::default_headers(
                     |name| pairs.iter().any(|(app_name, _)| app_name == name),
@@ -834,6 +906,7 @@ impl HttpTransport {
                 }
                 let declared_length = declared_length(&headers)?;
                 st.status = Some(status);
+                st.trailers_expected = trailers;
                 st.phase = Phase::Started {
                     status,
                     headers,
@@ -855,12 +928,13 @@ impl HttpTransport {
             (HttpSend::Body { body, more_body }, Phase::Started { status, .. }) => {
                 let status = *status;
                 if self.bodyless(status) {
-                    self.send_bodyless(py, &mut st, Some(body), more_body)?;
+                    let more = more_body || st.trailers_expected;
+                    self.send_bodyless(py, &mut st, Some(body), more)?;
                     return Ok(self.link.sent(py));
                 }
-                if more_body {
+                if more_body || st.trailers_expected {
                     self.start_stream(py, &mut st)?;
-                    return self.send_streamed(py, &mut st, body, true);
+                    return self.send_streamed(py, &mut st, body, more_body);
                 }
                 let Some((status, headers, declared_length)) = Self::take_head(&mut st) else {
                     return Err(PyRuntimeError::new_err("invalid response state"));
@@ -886,7 +960,7 @@ impl HttpTransport {
                 Ok(self.link.sent(py))
             }
             (HttpSend::Body { more_body, .. }, Phase::Discarding) => {
-                if !more_body {
+                if !more_body && !st.trailers_expected {
                     self.mark_complete(py, &mut st, true)?;
                 }
                 Ok(self.link.sent(py))
@@ -894,7 +968,91 @@ impl HttpTransport {
             (HttpSend::Body { body, more_body }, Phase::Streaming { .. }) => {
                 self.send_streamed(py, &mut st, body, more_body)
             }
+            (HttpSend::Body { .. }, Phase::Trailers { .. }) => Err(PyRuntimeError::new_err(
+                "Expected ASGI message 'http.response.trailers', but got 'http.response.body'.",
+            )),
+            (
+                HttpSend::Trailers {
+                    headers,
+                    more_trailers,
+                },
+                Phase::Trailers { .. },
+            ) => self.send_trailers(py, &mut st, headers, more_trailers),
+            (HttpSend::Trailers { more_trailers, .. }, Phase::Discarding)
+                if trailers_expected =>
+            {
+                if !more_trailers {
+                    self.mark_complete(py, &mut st, true)?;
+                }
+                Ok(self.link.sent(py))
+            }
+            (HttpSend::Trailers { .. }, _) if !trailers_expected => Err(PyRuntimeError::new_err(
+                "Unexpected ASGI message 'http.response.trailers': 'http.response.start' did not set 'trailers'.",
+            )),
+            (HttpSend::Trailers { .. }, Phase::Complete) => Err(PyRuntimeError::new_err(
+                "Unexpected ASGI message 'http.response.trailers' sent, after response already completed.",
+            )),
+            (HttpSend::Trailers { .. }, _) => Err(PyRuntimeError::new_err(
+                "Unexpected ASGI message 'http.response.trailers' sent before the last 'http.response.body'.",
+            )),
+            (HttpSend::PathSend { .. }, Phase::Trailers { .. }) => Err(PyRuntimeError::new_err(
+                "Expected ASGI message 'http.response.trailers', but got 'http.response.pathsend'.",
+            )),
+            (HttpSend::PathSend { path }, Phase::Started { status, .. }) => {
+                if self.bodyless(*status) {
+                    self.send_bodyless(py, &mut st, None, false)?;
+                } else {
+                    self.send_file(py, &mut st, &path)?;
+                }
+                Ok(self.link.sent(py))
+            }
+            (HttpSend::PathSend { .. }, Phase::Discarding) => {
+                self.mark_complete(py, &mut st, true)?;
+                Ok(self.link.sent(py))
+            }
+            (HttpSend::PathSend { .. }, Phase::Idle) => Err(PyRuntimeError::new_err(
+                "Expected ASGI message 'http.response.start', but got 'http.response.pathsend'.",
+            )),
+            (HttpSend::PathSend { .. }, Phase::Streaming { .. }) => Err(PyRuntimeError::new_err(
+                "Unexpected ASGI message 'http.response.pathsend' sent, after the response body started.",
+            )),
+            (HttpSend::PathSend { .. }, Phase::Complete) => Err(PyRuntimeError::new_err(
+                "Unexpected ASGI message 'http.response.pathsend' sent, after response already completed.",
+            )),
         }
+    }
+
+    /// `http.response.pathsend`: the response body is the file, read and sent by the network side.
+    /// Nothing goes out when the file cannot be opened or does not match the head's
+    /// content-length: `send()` raises, and the app failing then answers 500.
+    fn send_file(
+        &self,
+        py: Python<'_>,
+        st: &mut TransportState,
+        path: &std::path::Path,
+    ) -> PyResult<()> {
+        let (file, length) = open_regular_file(path)?;
+        let Some((status, mut headers, declared_length)) = Self::take_head(st) else {
+            return Err(PyRuntimeError::new_err("invalid response state"));
+        };
+        match declared_length {
+            Some(expected) if expected != length => {
+                self.abort(py, st)?;
+                return Err(PyRuntimeError::new_err(format!(
+                    "http.response.pathsend: the file is {length} bytes, the content-length {expected}"
+                )));
+            }
+            Some(_) => {}
+            None => {
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+            }
+        }
+        let body = ResponseBody::file(file, length, RequestGuard::new(self.shared.clone()));
+        let response = self.build_head(status, headers, body, true);
+        self.shared.finished_cleanly.store(true, Ordering::Release);
+        let delivered = self.deliver(py, st, response);
+        self.mark_complete(py, st, delivered.is_ok())?;
+        delivered
     }
 
     fn fail_locked(&self, py: Python<'_>) -> PyResult<bool> {
@@ -916,7 +1074,9 @@ impl HttpTransport {
                 self.mark_complete(py, &mut st, false)?;
                 Ok(delivered)
             }
-            Phase::Streaming { .. } => self.abort(py, &mut st).map(|()| false),
+            Phase::Streaming { .. } | Phase::Trailers { .. } => {
+                self.abort(py, &mut st).map(|()| false)
+            }
             // The head of a bodyless response is out: the client has everything it will get.
             Phase::Discarding => self.mark_complete(py, &mut st, true).map(|()| false),
             Phase::Complete => Ok(false),

@@ -12,10 +12,21 @@ pub enum HttpSend {
     Start {
         status: u16,
         headers: Vec<(HeaderName, HeaderValue)>,
+        /// The app will end its response with `http.response.trailers` messages.
+        trailers: bool,
     },
     Body {
         body: Bytes,
         more_body: bool,
+    },
+    /// `http.response.trailers`: fields sent after the body.
+    Trailers {
+        headers: Vec<(HeaderName, HeaderValue)>,
+        more_trailers: bool,
+    },
+    /// `http.response.pathsend`: the body is the file at this absolute path.
+    PathSend {
+        path: std::path::PathBuf,
     },
 }
 
@@ -236,6 +247,7 @@ pub fn parse_http_send(message: &Bound<'_, PyAny>) -> PyResult<HttpSend> {
             Ok(HttpSend::Start {
                 status: value as u16,
                 headers,
+                trailers: bool_field(&dict, intern!(py, "trailers"))?,
             })
         }
         "http.response.body" => {
@@ -243,6 +255,38 @@ pub fn parse_http_send(message: &Bound<'_, PyAny>) -> PyResult<HttpSend> {
                 bytes_field(&dict, intern!(py, "body"), "http.response.body")?.unwrap_or_default();
             let more_body = bool_field(&dict, intern!(py, "more_body"))?;
             Ok(HttpSend::Body { body, more_body })
+        }
+        "http.response.trailers" => {
+            let what = "http.response.trailers";
+            let headers = match dict.get_item(intern!(py, "headers"))? {
+                Some(h) if !h.is_none() => header_pairs(&h, what)?,
+                _ => Vec::new(),
+            };
+            let more_trailers = bool_field(&dict, intern!(py, "more_trailers"))?;
+            Ok(HttpSend::Trailers {
+                headers,
+                more_trailers,
+            })
+        }
+        "http.response.pathsend" => {
+            let what = "http.response.pathsend";
+            let path = dict
+                .get_item(intern!(py, "path"))?
+                .ok_or_else(|| PyTypeError::new_err(format!("{what} is missing the 'path' key")))?;
+            let path = path.cast::<PyString>().map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "{what} 'path' must be a str, got {}",
+                    type_name(&path)
+                ))
+            })?;
+            let path = std::path::PathBuf::from(path.to_str()?);
+            if !path.is_absolute() {
+                return Err(PyValueError::new_err(format!(
+                    "{what} 'path' must be an absolute path, got {:?}",
+                    path.display().to_string()
+                )));
+            }
+            Ok(HttpSend::PathSend { path })
         }
         other => Err(PyRuntimeError::new_err(format!(
             "Unexpected ASGI message type '{other}' for an HTTP connection"

@@ -5,5 +5,6 @@
 pub mod dispatch;
 pub mod http;
 pub mod message;
+pub mod pathsend;
 pub mod scope;
 pub mod ws;

@@ -239,6 +239,11 @@ pub fn build_scope<'py>(
             scope.set_item(intern!(py, "type"), intern!(py, "http"))?;
             scope.set_item(intern!(py, "method"), method_str(py, &parts.method))?;
             scope.set_item(intern!(py, "scheme"), scheme_str(py, scheme))?;
+            // spec G8: files named by `http.response.pathsend` are sent by `HttpTransport`
+            extensions.set_item(intern!(py, "http.response.pathsend"), PyDict::new(py))?;
+            if response_trailers_possible(parts) {
+                extensions.set_item(intern!(py, "http.response.trailers"), PyDict::new(py))?;
+            }
         }
         ScopeKind::WebSocket => {
             scope.set_item(intern!(py, "type"), intern!(py, "websocket"))?;
@@ -272,15 +277,72 @@ pub fn build_scope<'py>(
     scope.set_item(intern!(py, "server"), conn.server_tuple(py)?)?;
     scope.set_item(intern!(py, "state"), state.copy()?)?;
     if !extensions.is_empty() {
-        // spec G8: only what is really handled is advertised (for HTTP: `tls` on TLS connections)
+        // spec G8: only what is really handled is advertised
         scope.set_item(intern!(py, "extensions"), extensions)?;
     }
     Ok(scope)
 }
 
+/// Whether trailers can reach this client: always on HTTP/2; on HTTP/1.1 only in a chunked body
+/// to a client that said `TE: trailers` (hyper drops them otherwise, with the same token check).
+pub fn response_trailers_possible(parts: &http::request::Parts) -> bool {
+    match parts.version {
+        Version::HTTP_2 => true,
+        Version::HTTP_11 => parts.headers.get_all(header::TE).iter().any(|value| {
+            value.to_str().is_ok_and(|line| {
+                line.split(',')
+                    .any(|token| token.trim().eq_ignore_ascii_case("trailers"))
+            })
+        }),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::split_host_port;
+    use super::{response_trailers_possible, split_host_port};
+
+    fn request(version: http::Version, te: &[&str]) -> http::request::Parts {
+        let mut builder = http::Request::builder().version(version);
+        for value in te {
+            builder = builder.header(http::header::TE, *value);
+        }
+        builder
+            .body(())
+            .map(|r| r.into_parts().0)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn trailers_only_where_hyper_sends_them() {
+        use http::Version;
+        assert!(response_trailers_possible(&request(Version::HTTP_2, &[])));
+        assert!(response_trailers_possible(&request(
+            Version::HTTP_11,
+            &["trailers"]
+        )));
+        assert!(response_trailers_possible(&request(
+            Version::HTTP_11,
+            &["gzip, Trailers"]
+        )));
+        assert!(response_trailers_possible(&request(
+            Version::HTTP_11,
+            &["gzip", "trailers"]
+        )));
+        assert!(!response_trailers_possible(&request(Version::HTTP_11, &[])));
+        assert!(!response_trailers_possible(&request(
+            Version::HTTP_11,
+            &["gzip"]
+        )));
+        assert!(!response_trailers_possible(&request(
+            Version::HTTP_11,
+            &["trailers;q=1"]
+        )));
+        assert!(!response_trailers_possible(&request(
+            Version::HTTP_10,
+            &["trailers"]
+        )));
+    }
 
     #[test]
     fn forwarded_entries_with_and_without_port() {

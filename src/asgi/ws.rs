@@ -494,8 +494,9 @@ impl WebSocketTransport {
                 Ok(self.link.sent(py))
             }
             ("websocket.http.response.start", Phase::Connecting { .. }) => {
-                let HttpSend::Start { status, headers } =
-                    parse_http_send_as(&dict, "http.response.start")?
+                let HttpSend::Start {
+                    status, headers, ..
+                } = parse_http_send_as(&dict, "http.response.start")?
                 else {
                     return Err(PyRuntimeError::new_err("invalid denial response"));
                 };

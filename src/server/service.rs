@@ -101,7 +101,7 @@ impl Service {
             biased;
             outcome = response => match outcome {
                 Ok(response) => {
-                    if matches!(response.body(), ResponseBody::Stream { .. }) {
+                    if response.body().guards_request() {
                         guard.disarm();
                     }
                     response

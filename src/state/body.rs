@@ -1,6 +1,10 @@
-//! Response bodies handed to hyper: one complete buffer, or a bounded stream fed by `send()`.
+//! Response bodies handed to hyper: one complete buffer, a bounded stream fed by `send()` (which
+//! may end with trailers), or a file read in chunks on tokio's blocking pool (`pathsend`).
 
 use std::fmt;
+use std::fs::File;
+use std::future::Future;
+use std::io::{self, Read};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -8,6 +12,11 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// How much of a file one read takes: one such chunk per download is what a slow client costs
+/// (hyper asks for the next only once it has written this one).
+const FILE_CHUNK: usize = 128 * 1024;
 
 /// The app failed mid-response: hyper must abort the connection rather than end the body cleanly.
 #[derive(Debug)]
@@ -64,11 +73,100 @@ impl Drop for RequestGuard {
 pub enum ResponseBody {
     Full(Option<Bytes>),
     Stream {
-        rx: mpsc::Receiver<Bytes>,
+        /// Body chunks, then at most one trailers frame.
+        rx: mpsc::Receiver<Frame<Bytes>>,
         guard: RequestGuard,
         /// On abort, one Pending lets hyper flush what was already sent before the error closes it.
         flushed_before_abort: bool,
     },
+    File(FileBody),
+}
+
+impl ResponseBody {
+    /// A file body of exactly `length` bytes (the head's content-length), read from `file`.
+    pub fn file(file: File, length: u64, guard: RequestGuard) -> Self {
+        ResponseBody::File(FileBody {
+            read: FileRead::Idle(file),
+            remaining: length,
+            _guard: guard,
+            flushed_before_abort: false,
+        })
+    }
+
+    /// Whether the body reports the end of the request itself (its guard), so the service's own
+    /// guard must stand down.
+    pub fn guards_request(&self) -> bool {
+        !matches!(self, ResponseBody::Full(_))
+    }
+}
+
+/// A file streamed to the client: each chunk is read by a blocking-pool task when hyper asks for
+/// it, so reads never block a network thread or the event loop, and never run ahead of the client.
+pub struct FileBody {
+    read: FileRead,
+    remaining: u64,
+    /// Reports the end of the request (written, or the client gone) when hyper drops the body.
+    _guard: RequestGuard,
+    flushed_before_abort: bool,
+}
+
+enum FileRead {
+    Idle(File),
+    Reading(JoinHandle<io::Result<(File, Bytes)>>),
+    Failed,
+}
+
+/// Reads up to `want` bytes, fewer only at the end of the file.
+fn read_chunk(mut file: File, want: usize) -> io::Result<(File, Bytes)> {
+    let mut buf = vec![0u8; want];
+    let mut filled = 0;
+    while filled < want {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(filled);
+    Ok((file, Bytes::from(buf)))
+}
+
+impl FileBody {
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, BodyAborted>>> {
+        loop {
+            match std::mem::replace(&mut self.read, FileRead::Failed) {
+                FileRead::Failed => return Poll::Ready(Some(Err(BodyAborted))),
+                FileRead::Idle(file) => {
+                    if self.remaining == 0 {
+                        self.read = FileRead::Idle(file);
+                        return Poll::Ready(None);
+                    }
+                    let want = self.remaining.min(FILE_CHUNK as u64) as usize;
+                    // hyper polls bodies inside the runtime; without one there is nothing to read on
+                    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                        return Poll::Ready(Some(Err(BodyAborted)));
+                    };
+                    self.read =
+                        FileRead::Reading(runtime.spawn_blocking(move || read_chunk(file, want)));
+                }
+                FileRead::Reading(mut task) => match Pin::new(&mut task).poll(cx) {
+                    Poll::Pending => {
+                        self.read = FileRead::Reading(task);
+                        return Poll::Pending;
+                    }
+                    Poll::Ready(Ok(Ok((file, chunk)))) if !chunk.is_empty() => {
+                        self.remaining -= chunk.len() as u64;
+                        self.read = FileRead::Idle(file);
+                        return Poll::Ready(Some(Ok(chunk)));
+                    }
+                    // The file ended before its declared length (it shrank), could not be read, or
+                    // the read task was lost: the client must see a cut-off response.
+                    Poll::Ready(_) => return Poll::Ready(Some(Err(BodyAborted))),
+                },
+            }
+        }
+    }
 }
 
 impl http_body::Body for ResponseBody {
@@ -86,7 +184,7 @@ impl http_body::Body for ResponseBody {
                 guard,
                 flushed_before_abort,
             } => match rx.poll_recv(cx) {
-                Poll::Ready(Some(chunk)) => Poll::Ready(Some(Ok(Frame::data(chunk)))),
+                Poll::Ready(Some(frame)) => Poll::Ready(Some(Ok(frame))),
                 Poll::Ready(None) => {
                     if guard.finished_cleanly() {
                         Poll::Ready(None)
@@ -100,11 +198,27 @@ impl http_body::Body for ResponseBody {
                 }
                 Poll::Pending => Poll::Pending,
             },
+            ResponseBody::File(file) => match file.poll_chunk(cx) {
+                Poll::Ready(Some(Err(aborted))) => {
+                    if file.flushed_before_abort {
+                        Poll::Ready(Some(Err(aborted)))
+                    } else {
+                        file.flushed_before_abort = true;
+                        cx.waker().wake_by_ref();
+                        Poll::Pending
+                    }
+                }
+                other => other.map(|chunk| chunk.map(|c| c.map(Frame::data))),
+            },
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        matches!(self, ResponseBody::Full(None))
+        match self {
+            ResponseBody::Full(data) => data.is_none(),
+            ResponseBody::Stream { .. } => false,
+            ResponseBody::File(file) => file.remaining == 0,
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -112,6 +226,7 @@ impl http_body::Body for ResponseBody {
             ResponseBody::Full(Some(d)) => SizeHint::with_exact(d.len() as u64),
             ResponseBody::Full(None) => SizeHint::with_exact(0),
             ResponseBody::Stream { .. } => SizeHint::default(),
+            ResponseBody::File(file) => SizeHint::with_exact(file.remaining),
         }
     }
 }
