@@ -60,6 +60,11 @@ def open_idle(server: ServerProcess, count: int, batch: int = 50) -> list[RawCli
     return clients
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="parking is switched off (src/server/conn.rs PARKING_ENABLED): a race on free-threaded 3.13 "
+    "with two loops is not found yet; unparked, an idle connection keeps hyper's buffers",
+)
 def test_idle_connections_are_parked_and_cost_little_memory(server: ServerProcess) -> None:
     # The server has served a batch of requests at once before the baseline (its heap has grown to
     # that), so the growth measured is the idle connections'.

@@ -36,6 +36,12 @@ pub(super) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// that a busy connection never pays for a fresh hyper connection, short against keep-alive times.
 const PARK_AFTER: Duration = Duration::from_secs(1);
 
+/// Parking is switched off: on free-threaded 3.13 with two event loops (release build), a connection
+/// that became active again right around `PARK_AFTER` sometimes got no answer, and a new WebSocket
+/// handshake over TLS stalled, in about half the runs of tests/test_request_limits.py and
+/// tests/test_tls.py. Cause not found yet; the mechanism stays, to be switched back on once it is.
+const PARKING_ENABLED: bool = false;
+
 /// With `--log-level trace`: "<peer> - HTTP connection made" now, "... lost" when dropped (as uvicorn
 /// logs them), unless the connection became a WebSocket, whose own lines take over.
 pub struct ConnectionTrace {
@@ -159,7 +165,8 @@ async fn drive<IO>(
             };
             let seen = conn.requests_seen();
             let held_back = no_park_before_request.filter(|(at, _)| *at == seen);
-            let may_park = !closing
+            let may_park = PARKING_ENABLED
+                && !closing
                 && stage == ShutdownStage::Running
                 && PARK_AFTER < keep_alive
                 && held_back.is_none();
