@@ -13,6 +13,7 @@ use super::protocol;
 use super::service::Service;
 use crate::asgi::dispatch::AsgiInbox;
 use crate::config::tls::TlsSettings;
+use crate::config::{HttpProtocols, ALPN_H2, ALPN_HTTP11};
 use crate::state::connection::{ConnInfo, TlsInfo};
 use crate::state::{Shared, ShutdownStage};
 
@@ -61,7 +62,15 @@ pub async fn handshake_then_serve<IO>(
         _ = shutdown_started(&mut shutdown) => return,
     };
     let session = stream.get_ref().1;
-    let alpn = session.alpn_protocol().map(<[u8]>::to_vec);
+    // HTTP/2 over TLS needs ALPN (RFC 9113 3.2): a client that negotiated none speaks HTTP/1.1 (h2 only
+    // with `--http 2`), so no preface is sniffed through the TLS stream.
+    let alpn = Some(session.alpn_protocol().map_or_else(
+        || match server.settings.http_protocols {
+            HttpProtocols::Http2Only => ALPN_H2.to_vec(),
+            _ => ALPN_HTTP11.to_vec(),
+        },
+        <[u8]>::to_vec,
+    ));
     let settled = TlsInfo {
         version: session.protocol_version().map(u16::from).unwrap_or(0),
         cipher_suite: session
