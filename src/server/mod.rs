@@ -5,6 +5,7 @@ pub mod conn;
 mod head_scan;
 mod head_timeout;
 mod heap_trim;
+mod held_writes;
 pub mod http2;
 pub mod limits;
 pub mod listener;

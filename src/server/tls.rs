@@ -7,8 +7,11 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
+use tokio_rustls::rustls::ProtocolVersion;
+use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
+use super::held_writes::HeldWrites;
 use super::protocol;
 use super::service::Service;
 use crate::asgi::dispatch::AsgiInbox;
@@ -33,6 +36,30 @@ async fn shutdown_started(shutdown: &mut watch::Receiver<ShutdownStage>) {
     }
 }
 
+/// The handshake over `HeldWrites`: a TLS 1.3 connection keeps its session tickets until the first
+/// response bytes; anything else the handshake left (TLS 1.2's Finished, an alert) is sent now.
+async fn handshake<IO>(acceptor: TlsAcceptor, io: IO) -> std::io::Result<TlsStream<HeldWrites<IO>>>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    match acceptor.accept(HeldWrites::new(io)).into_fallible().await {
+        Ok(mut stream) => {
+            let (io, session) = stream.get_mut();
+            io.handshake_done();
+            if session.protocol_version() != Some(ProtocolVersion::TLSv1_3) {
+                io.release().await?;
+            }
+            Ok(stream)
+        }
+        Err((e, mut io)) => {
+            io.handshake_done();
+            // Best effort: the alert tells the client why (an unknown CA, a certificate required).
+            let _ = io.release().await;
+            Err(e)
+        }
+    }
+}
+
 pub async fn handshake_then_serve<IO>(
     io: IO,
     tls: Arc<TlsSettings>,
@@ -46,7 +73,7 @@ pub async fn handshake_then_serve<IO>(
     let count = server.connection_opened();
     let mut shutdown = server.shutdown_receiver();
     let acceptor = TlsAcceptor::from(tls.server_config.clone());
-    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io));
+    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(acceptor, io));
     let stream = tokio::select! {
         outcome = handshake => match outcome {
             Ok(Ok(stream)) => stream,
