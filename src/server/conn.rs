@@ -36,11 +36,9 @@ pub(super) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// that a busy connection never pays for a fresh hyper connection, short against keep-alive times.
 const PARK_AFTER: Duration = Duration::from_secs(1);
 
-/// Parking is switched off: on free-threaded 3.13 with two event loops (release build), a connection
-/// that became active again right around `PARK_AFTER` sometimes got no answer, and a new WebSocket
-/// handshake over TLS stalled, in about half the runs of tests/test_request_limits.py and
-/// tests/test_tls.py. Cause not found yet; the mechanism stays, to be switched back on once it is.
-const PARKING_ENABLED: bool = false;
+/// Whether idle keep-alive connections are parked at all (the memory they save is measured in
+/// docs/benchmarks.md; switching it off is the way to rule parking out when hunting a stall).
+const PARKING_ENABLED: bool = true;
 
 /// With `--log-level trace`: "<peer> - HTTP connection made" now, "... lost" when dropped (as uvicorn
 /// logs them), unless the connection became a WebSocket, whose own lines take over.
@@ -196,7 +194,7 @@ async fn drive<IO>(
                     if !may_park {
                         closing = true;
                         std::pin::Pin::new(&mut connection).graceful_shutdown();
-                    } else if activity.quiet() {
+                    } else if activity.quiet() && conn.in_flight() == 0 {
                         // hyper flushed everything it wrote and nothing came in since: it is
                         // waiting for the next request head, and taking it apart loses nothing.
                         match connection.into_parts() {

@@ -23,7 +23,8 @@ const PARKED_READ: usize = 1024;
 pub struct IoActivity {
     /// hyper wrote since its last successful flush: its write buffer may hold bytes.
     unflushed: AtomicBool,
-    /// Bytes arrived since the last successful flush: hyper may hold part of a request.
+    /// Bytes arrived since the last flush of written bytes: hyper may hold part of a request, or a
+    /// whole one it has not answered yet.
     read_since_flush: AtomicBool,
 }
 
@@ -131,9 +132,12 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for ParkableIo<IO> {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let result = Pin::new(&mut this.io).poll_flush(cx);
-        if matches!(result, Poll::Ready(Ok(()))) {
-            // hyper flushes the socket only once its own write buffer is empty.
-            this.activity.unflushed.store(false, Ordering::Relaxed);
+        // hyper flushes the socket only once its own write buffer is empty. A flush with nothing
+        // written since (hyper flushes on every turn) says nothing of what was read: a request read
+        // and in flight, its response not written yet, must keep the connection from being parked.
+        if matches!(result, Poll::Ready(Ok(())))
+            && this.activity.unflushed.swap(false, Ordering::Relaxed)
+        {
             this.activity
                 .read_since_flush
                 .store(false, Ordering::Relaxed);

@@ -174,8 +174,14 @@ impl ConnInfo {
                 continue;
             }
             tokio::select! {
-                _ = tokio::time::sleep(timeout) => return,
+                // A request that started as the timer ran out wins: the connection is not idle.
+                biased;
                 _ = notified => continue,
+                _ = tokio::time::sleep(timeout) => {
+                    if self.in_flight.load(Ordering::Acquire) == 0 {
+                        return;
+                    }
+                }
             }
         }
     }
