@@ -194,7 +194,7 @@ async fn drive<IO>(
                     if !may_park {
                         closing = true;
                         std::pin::Pin::new(&mut connection).graceful_shutdown();
-                    } else if activity.quiet() && conn.in_flight() == 0 {
+                    } else if activity.quiet() {
                         // hyper flushed everything it wrote and nothing came in since: it is
                         // waiting for the next request head, and taking it apart loses nothing.
                         match connection.into_parts() {
