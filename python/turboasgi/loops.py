@@ -58,8 +58,12 @@ class LoopRuntime:
     def __init__(self, config: Config, loop: asyncio.AbstractEventLoop, access_log: bool) -> None:
         self.config = config
         self.loop = loop
-        self.http = HttpRunner(config.loaded_app, access_log=access_log, access_format=config.access_format)
-        self.websocket = WebSocketRunner(config.loaded_app, access_log=access_log, tasks=self.http.tasks)
+        self.http = HttpRunner(
+            config.loaded_app, loop, access_log=access_log, access_format=config.access_format
+        )
+        self.websocket = WebSocketRunner(
+            config.loaded_app, loop, access_log=access_log, tasks=self.http.tasks
+        )
         self.lifespan: Any = config.lifespan_class(config)
         self.handle: LoopHandle | None = None
 

@@ -45,9 +45,17 @@ class HttpRunner:
     """Runs the app for one request and turns whatever goes wrong into the right wire outcome."""
 
     def __init__(
-        self, app: ASGIApp, *, access_log: bool, access_format: AccessLogFormat | None = None
+        self,
+        app: ASGIApp,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        access_log: bool,
+        access_format: AccessLogFormat | None = None,
     ) -> None:
         self.app = app
+        # Passed to current_task(): without a loop it asks get_running_loop(), which on CPython 3.11
+        # makes a getpid() system call, one per request.
+        self.loop = loop
         self.access_log = access_log
         self.access_format = access_format
         self.tasks: set[asyncio.Task[None]] = set()
@@ -55,7 +63,7 @@ class HttpRunner:
         self.shutdown_cancelled = False
 
     async def __call__(self, scope: dict[str, Any], transport: HttpTransport) -> None:
-        task = asyncio.current_task()
+        task = asyncio.current_task(self.loop)
         if task is not None:
             self.tasks.add(task)
         if self.access_log:
@@ -118,13 +126,21 @@ class HttpRunner:
 class WebSocketRunner:
     """Runs the app for one WebSocket connection (spec W8: close 1011 or answer 500 when it fails)."""
 
-    def __init__(self, app: ASGIApp, *, access_log: bool, tasks: set[asyncio.Task[None]]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        access_log: bool,
+        tasks: set[asyncio.Task[None]],
+    ) -> None:
         self.app = app
+        self.loop = loop
         self.access_log = access_log
         self.tasks = tasks
 
     async def __call__(self, scope: dict[str, Any], transport: WebSocketTransport) -> None:
-        task = asyncio.current_task()
+        task = asyncio.current_task(self.loop)
         if task is not None:
             self.tasks.add(task)
         # Logged whether or not the access log is on: these lines go to the error logger (uvicorn too).

@@ -125,87 +125,92 @@ async fn drive<IO>(
     // trickling a request head cannot escape the header-read timeout by being parked and resumed).
     let mut no_park_before_request: Option<(u64, Duration)> = None;
     loop {
-        let mut connection = builder
-            .serve_connection(TokioIo::new(io), service)
-            .with_upgrades();
-        let mut closing = false;
-        // A connection accepted just before shutdown may have its first request in the socket,
-        // unread: it gets a short grace to start that request (then answered with `Connection: close`).
-        let mut first_request_grace: Option<Instant> = None;
-        let parts = loop {
-            let stage = *shutdown.borrow();
-            if stage == ShutdownStage::Force {
-                return; // dropping the connection closes the socket
-            }
-            if stage == ShutdownStage::Graceful && !closing {
-                if conn.has_requests() {
-                    closing = true;
-                    std::pin::Pin::new(&mut connection).graceful_shutdown();
-                } else {
-                    let deadline = *first_request_grace
-                        .get_or_insert_with(|| Instant::now() + FIRST_REQUEST_GRACE);
-                    if Instant::now() >= deadline {
+        // hyper's connection and the waits around it live in a box of their own (~2.5 KiB), freed
+        // when the connection is parked: the task keeps only what the parked state needs.
+        let turn = Box::pin(async {
+            let mut connection = builder
+                .serve_connection(TokioIo::new(io), service)
+                .with_upgrades();
+            let mut closing = false;
+            // A connection accepted just before shutdown may have its first request in the socket,
+            // unread: it gets a short grace to start that request (then answered with `Connection: close`).
+            let mut first_request_grace: Option<Instant> = None;
+            loop {
+                let stage = *shutdown.borrow();
+                if stage == ShutdownStage::Force {
+                    return None; // dropping the connection closes the socket
+                }
+                if stage == ShutdownStage::Graceful && !closing {
+                    if conn.has_requests() {
                         closing = true;
                         std::pin::Pin::new(&mut connection).graceful_shutdown();
-                    }
-                }
-            }
-            let grace_wait = async {
-                match first_request_grace {
-                    Some(deadline) if !closing => {
-                        tokio::select! {
-                            _ = tokio::time::sleep_until(deadline) => {}
-                            _ = conn.next_activity() => {}
-                        }
-                    }
-                    _ => std::future::pending::<()>().await,
-                }
-            };
-            let seen = conn.requests_seen();
-            let held_back = no_park_before_request.filter(|(at, _)| *at == seen);
-            let may_park = PARKING_ENABLED
-                && !closing
-                && stage == ShutdownStage::Running
-                && PARK_AFTER < keep_alive
-                && held_back.is_none();
-            // One idle timer (a waiter and a timer entry re-armed at every request's start and end)
-            // serves both: first the park check, else the keep-alive, less any idle time spent.
-            let idle_wait = if may_park {
-                PARK_AFTER
-            } else {
-                keep_alive.saturating_sub(held_back.map_or(Duration::ZERO, |(_, spent)| spent))
-            };
-            tokio::select! {
-                _ = grace_wait => {}
-                result = &mut connection => {
-                    if let Err(e) = result {
-                        if e.is_parse() || e.is_parse_too_large() {
-                            service_inbox.log_warning("Invalid HTTP request received.");
-                        }
-                    }
-                    return;
-                }
-                changed = shutdown.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                }
-                _ = conn.idle_for(idle_wait), if !closing => {
-                    if !may_park {
-                        closing = true;
-                        std::pin::Pin::new(&mut connection).graceful_shutdown();
-                    } else if activity.quiet() {
-                        // hyper flushed everything it wrote and nothing came in since: it is
-                        // waiting for the next request head, and taking it apart loses nothing.
-                        match connection.into_parts() {
-                            Some(parts) => break parts,
-                            None => return, // upgraded: the WebSocket task owns the socket now
-                        }
                     } else {
-                        no_park_before_request = Some((seen, PARK_AFTER));
+                        let deadline = *first_request_grace
+                            .get_or_insert_with(|| Instant::now() + FIRST_REQUEST_GRACE);
+                        if Instant::now() >= deadline {
+                            closing = true;
+                            std::pin::Pin::new(&mut connection).graceful_shutdown();
+                        }
+                    }
+                }
+                let grace_wait = async {
+                    match first_request_grace {
+                        Some(deadline) if !closing => {
+                            tokio::select! {
+                                _ = tokio::time::sleep_until(deadline) => {}
+                                _ = conn.next_activity() => {}
+                            }
+                        }
+                        _ => std::future::pending::<()>().await,
+                    }
+                };
+                let seen = conn.requests_seen();
+                let held_back = no_park_before_request.filter(|(at, _)| *at == seen);
+                let may_park = PARKING_ENABLED
+                    && !closing
+                    && stage == ShutdownStage::Running
+                    && PARK_AFTER < keep_alive
+                    && held_back.is_none();
+                // One idle timer (a waiter and a timer entry re-armed at every request's start and end)
+                // serves both: first the park check, else the keep-alive, less any idle time spent.
+                let idle_wait = if may_park {
+                    PARK_AFTER
+                } else {
+                    keep_alive.saturating_sub(held_back.map_or(Duration::ZERO, |(_, spent)| spent))
+                };
+                tokio::select! {
+                    _ = grace_wait => {}
+                    result = &mut connection => {
+                        if let Err(e) = result {
+                            if e.is_parse() || e.is_parse_too_large() {
+                                service_inbox.log_warning("Invalid HTTP request received.");
+                            }
+                        }
+                        return None;
+                    }
+                    changed = shutdown.changed() => {
+                        if changed.is_err() {
+                            return None;
+                        }
+                    }
+                    _ = conn.idle_for(idle_wait), if !closing => {
+                        if !may_park {
+                            closing = true;
+                            std::pin::Pin::new(&mut connection).graceful_shutdown();
+                        } else if activity.quiet() {
+                            // hyper flushed everything it wrote and nothing came in since: it is
+                            // waiting for the next request head, and taking it apart loses nothing.
+                            // None when upgraded: the WebSocket task owns the socket now.
+                            return connection.into_parts();
+                        } else {
+                            no_park_before_request = Some((seen, PARK_AFTER));
+                        }
                     }
                 }
             }
+        });
+        let Some(parts) = turn.await else {
+            return;
         };
         let http1::Parts {
             io: parked,

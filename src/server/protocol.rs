@@ -27,14 +27,16 @@ pub async fn serve_connection<IO>(
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     match alpn.as_deref() {
-        Some(ALPN_H2) => return http2::serve(io, svc, shutdown).await,
+        // Boxed, here and below: the task of every connection is as big as its biggest state, and
+        // an HTTP/2 connection's is several KiB that a parked HTTP/1.1 connection need not reserve.
+        Some(ALPN_H2) => return Box::pin(http2::serve(io, svc, shutdown)).await,
         Some(_) => return conn::serve(io, svc, shutdown).await,
         None => {}
     }
     match svc.server.settings.http_protocols {
         HttpProtocols::Http1Only => conn::serve(io, svc, shutdown).await,
         // Anything else than the preface fails hyper's preface check and gets a GOAWAY.
-        HttpProtocols::Http2Only => http2::serve(io, svc, shutdown).await,
+        HttpProtocols::Http2Only => Box::pin(http2::serve(io, svc, shutdown)).await,
         HttpProtocols::Auto => {
             // A connection that sends nothing decidable in time is closed, like a slow HTTP/1.1 head.
             let limit = svc
@@ -51,7 +53,7 @@ pub async fn serve_connection<IO>(
             };
             let io = Rewound::new(read, io);
             match kind {
-                Sniffed::Http2 => http2::serve(io, svc, shutdown).await,
+                Sniffed::Http2 => Box::pin(http2::serve(io, svc, shutdown)).await,
                 Sniffed::Http1 => conn::serve(io, svc, shutdown).await,
             }
         }
@@ -67,4 +69,28 @@ async fn closing_grace_over(shutdown: &mut watch::Receiver<ShutdownStage>) {
         }
     }
     tokio::time::sleep(conn::FIRST_REQUEST_GRACE).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+
+    use tokio::net::TcpStream;
+
+    /// The size of the future an async fn of five arguments returns, found without calling it.
+    fn future_size<A, B, C, D, E, F: Future>(_: impl FnOnce(A, B, C, D, E) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// A connection's task is allocated once, as big as its biggest state, and kept while the
+    /// connection is parked: hyper's HTTP/1.1 connection, the HTTP/2 driver, the TLS handshake and
+    /// the TLS stream are boxed so that their KiBs are not reserved for an idle connection's life.
+    /// (Before: 2,752 bytes for a plain connection, 11,232 for a TLS one, release build.)
+    #[test]
+    fn connection_tasks_reserve_little_for_idle_connections() {
+        let plain = future_size(super::serve_connection::<TcpStream>);
+        let tls = future_size(super::super::tls::handshake_then_serve::<TcpStream>);
+        assert!(plain <= 2048, "plain connection task: {plain} bytes");
+        assert!(tls <= 2304, "TLS connection task: {tls} bytes");
+    }
 }

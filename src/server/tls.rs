@@ -38,7 +38,10 @@ async fn shutdown_started(shutdown: &mut watch::Receiver<ShutdownStage>) {
 
 /// The handshake over `HeldWrites`: a TLS 1.3 connection keeps its session tickets until the first
 /// response bytes; anything else the handshake left (TLS 1.2's Finished, an alert) is sent now.
-async fn handshake<IO>(acceptor: TlsAcceptor, io: IO) -> std::io::Result<TlsStream<HeldWrites<IO>>>
+async fn handshake<IO>(
+    acceptor: TlsAcceptor,
+    io: IO,
+) -> std::io::Result<Box<TlsStream<HeldWrites<IO>>>>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
@@ -49,7 +52,9 @@ where
             if session.protocol_version() != Some(ProtocolVersion::TLSv1_3) {
                 io.release().await?;
             }
-            Ok(stream)
+            // Boxed: the futures of the layers above keep copies of their IO argument's size, and a
+            // TLS stream is 1.2 KiB where a socket is 32 bytes.
+            Ok(Box::new(stream))
         }
         Err((e, mut io)) => {
             io.handshake_done();
@@ -73,7 +78,12 @@ pub async fn handshake_then_serve<IO>(
     let count = server.connection_opened();
     let mut shutdown = server.shutdown_receiver();
     let acceptor = TlsAcceptor::from(tls.server_config.clone());
-    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(acceptor, io));
+    // Boxed: rustls' handshake state is several KiB that the connection's task would otherwise
+    // reserve for the connection's whole life (an idle, parked one included).
+    let handshake = Box::pin(tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        handshake(acceptor, io),
+    ));
     let stream = tokio::select! {
         outcome = handshake => match outcome {
             Ok(Ok(stream)) => stream,
