@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::http::{HttpTransport, RequestCtx, RequestTraits};
-use super::scope::{build_scope, ScopeKind};
+use super::scope::{build_scope, ScopeKind, ScopeTemplates};
 use super::ws::{WebSocketTransport, WsCtx};
 use crate::bridge::inbox::{Event, Inbox};
 use crate::bridge::outbox::{enter_loop, LoopLink, Outbox};
@@ -45,6 +45,7 @@ pub struct LoopEntry {
     create_task: Py<PyAny>,
     link: Arc<LoopLink>,
     state: Py<PyDict>,
+    scopes: ScopeTemplates,
     server: Arc<Shared>,
     /// Whether the handler writes access log lines (`HttpRunner.access_log`).
     access_log: bool,
@@ -74,6 +75,7 @@ impl LoopEntry {
             create_task: event_loop.getattr(intern!(py, "create_task"))?.unbind(),
             link: LoopLink::new(event_loop, outbox)?,
             state: state.unbind(),
+            scopes: ScopeTemplates::new(py)?,
             server,
             access_log,
             batch: Mutex::new(VecDeque::with_capacity(64)),
@@ -93,6 +95,7 @@ impl LoopEntry {
             &shared.conn,
             &self.server.settings,
             self.state.bind(py),
+            &self.scopes,
         )?;
         let transport = HttpTransport::new(
             shared,
@@ -116,6 +119,7 @@ impl LoopEntry {
             &refused.conn,
             &self.server.settings,
             self.state.bind(py),
+            &self.scopes,
         )?;
         self.handler
             .bind(py)
@@ -139,6 +143,7 @@ impl LoopEntry {
             &shared.conn,
             &self.server.settings,
             self.state.bind(py),
+            &self.scopes,
         )?;
         let transport = WebSocketTransport::new(shared, decide, self.link.clone());
         let coro = handler.bind(py).call1((scope, transport))?;

@@ -161,6 +161,71 @@ fn subprotocols<'py>(
     Ok(list)
 }
 
+/// A scope's keys in the order they reach the app (the order uvicorn's scopes have).
+const HTTP_KEYS: [&str; 14] = [
+    "type",
+    "method",
+    "scheme",
+    "asgi",
+    "http_version",
+    "path",
+    "raw_path",
+    "query_string",
+    "root_path",
+    "headers",
+    "client",
+    "server",
+    "state",
+    "extensions",
+];
+const WEBSOCKET_KEYS: [&str; 14] = [
+    "type",
+    "scheme",
+    "subprotocols",
+    "asgi",
+    "http_version",
+    "path",
+    "raw_path",
+    "query_string",
+    "root_path",
+    "headers",
+    "client",
+    "server",
+    "state",
+    "extensions",
+];
+
+/// One scope per kind with every key in place (values None), owned by one loop: a scope copied
+/// from it starts at its final size (one copy of the key table), where 14 keys inserted into an
+/// empty dict made it grow twice.
+pub struct ScopeTemplates {
+    http: Py<PyDict>,
+    websocket: Py<PyDict>,
+}
+
+impl ScopeTemplates {
+    pub fn new(py: Python<'_>) -> PyResult<Self> {
+        let template = |keys: &[&str]| -> PyResult<Py<PyDict>> {
+            let dict = PyDict::new(py);
+            for key in keys {
+                dict.set_item(PyString::intern(py, key), py.None())?;
+            }
+            Ok(dict.unbind())
+        };
+        Ok(ScopeTemplates {
+            http: template(&HTTP_KEYS)?,
+            websocket: template(&WEBSOCKET_KEYS)?,
+        })
+    }
+
+    fn copy<'py>(&self, py: Python<'py>, kind: ScopeKind) -> PyResult<Bound<'py, PyDict>> {
+        match kind {
+            ScopeKind::Http => self.http.bind(py).copy(),
+            ScopeKind::WebSocket => self.websocket.bind(py).copy(),
+        }
+    }
+}
+
 pub fn build_scope<'py>(
     py: Python<'py>,
     kind: ScopeKind,
@@ -168,8 +233,9 @@ pub fn build_scope<'py>(
     conn: &ConnInfo,
     settings: &Settings,
     state: &Bound<'py, PyDict>,
+    templates: &ScopeTemplates,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let scope = PyDict::new(py);
+    let scope = templates.copy(py, kind)?;
     let asgi = PyDict::new(py);
     asgi.set_item(intern!(py, "version"), intern!(py, "3.0"))?;
     asgi.set_item(intern!(py, "spec_version"), intern!(py, SPEC_VERSION))?;
@@ -276,8 +342,10 @@ pub fn build_scope<'py>(
     }
     scope.set_item(intern!(py, "server"), conn.server_tuple(py)?)?;
     scope.set_item(intern!(py, "state"), state.copy()?)?;
-    if !extensions.is_empty() {
+    if extensions.is_empty() {
         // spec G8: only what is really handled is advertised
+        scope.del_item(intern!(py, "extensions"))?;
+    } else {
         scope.set_item(intern!(py, "extensions"), extensions)?;
     }
     Ok(scope)
