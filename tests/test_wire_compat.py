@@ -156,6 +156,27 @@ def test_no_body_for_204_and_304(server: ServerProcess, code: int) -> None:
         assert raw.read_response().body == b"ok", "no body bytes were sent after the bodiless response"
 
 
+# ------------------------------------------------------------------------------ request bodies
+
+
+def test_small_body_sent_with_the_head_is_at_hand_on_the_first_receive(server: ServerProcess) -> None:
+    # The network side hands over what hyper already read with the request: the app's first
+    # receive() completes without a round trip to the network thread.
+    with RawClient(server.address) as raw:
+        for _ in range(5):
+            raw.send(request_bytes("POST", "/first-receive", [("Content-Length", "5")], body=b"hello"))
+            response = raw.read_response()
+            assert json.loads(response.body) == {"waited": False, "body": "hello", "more": False}
+
+
+def test_body_sent_after_the_head_is_waited_for(server: ServerProcess) -> None:
+    with RawClient(server.address) as raw:
+        raw.send(request_bytes("POST", "/first-receive", [("Content-Length", "5")]))
+        assert raw.nothing_received(0.3), "answered before the body came"
+        raw.send(b"hello")
+        assert json.loads(raw.read_response().body) == {"waited": True, "body": "hello", "more": False}
+
+
 # ------------------------------------------------------------------------------ Expect: 100-continue
 
 

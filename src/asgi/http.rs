@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
+use futures_util::FutureExt;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 use http_body::Frame;
 use http_body_util::BodyExt;
@@ -205,6 +206,34 @@ impl RequestShared {
         }
     }
 
+    /// Takes the body bytes hyper already holds, without waiting, before the request goes to the
+    /// loop: a small body usually arrives with its head, and the app's first `receive()` then needs
+    /// no round trip to the network thread (measured on FastAPI POST: 1.6 context switches per
+    /// request before). Never for a client waiting for `100 Continue`: reading would send it.
+    pub fn take_ready_body(&self) {
+        if self.expects_continue {
+            return;
+        }
+        let mut st = self.lock();
+        let Some(mut body) = st.body.take() else {
+            return;
+        };
+        let mut failed = false;
+        while st.body_state == BodyState::Reading && st.buffered < READ_AHEAD {
+            let Some(frame) = body.frame().now_or_never() else {
+                break;
+            };
+            failed = record_frame(&mut st, frame.map(|r| r.map_err(drop)), &body);
+        }
+        if st.body_state == BodyState::Reading {
+            st.body = Some(body);
+        }
+        drop(st);
+        if failed {
+            self.body_failed.notify_one();
+        }
+    }
+
     /// The next `receive()` event if one is ready now.
     fn ready_event(&self, py: Python<'_>, st: &mut RequestState) -> PyResult<Option<Py<PyAny>>> {
         if !st.chunks.is_empty() {
@@ -291,6 +320,39 @@ fn disconnect_event(py: Python<'_>) -> PyResult<Py<PyAny>> {
     Ok(d.into_any().unbind())
 }
 
+/// Keeps what one read of the body gave; true when the body broke.
+fn record_frame(
+    st: &mut RequestState,
+    frame: Option<Result<Frame<Bytes>, ()>>,
+    body: &Incoming,
+) -> bool {
+    match frame {
+        Some(Ok(frame)) => {
+            if let Ok(data) = frame.into_data() {
+                st.received += data.len() as u64;
+                if !data.is_empty() && !st.draining {
+                    st.buffered += data.len();
+                    st.chunks.push_back(data);
+                }
+            }
+            if hyper::body::Body::is_end_stream(body) {
+                st.body_state = BodyState::Done;
+            }
+            false
+        }
+        Some(Err(())) => {
+            // A broken body (bad chunked framing) ends the exchange like a disconnect.
+            st.body_state = BodyState::Failed;
+            st.disconnected = true;
+            true
+        }
+        None => {
+            st.body_state = BodyState::Done;
+            false
+        }
+    }
+}
+
 /// Reads the request body into a bounded buffer, a little ahead of the app; once draining, reads
 /// and drops the rest, giving up (the connection then closes) after `idle` without data.
 async fn pump_body(shared: Arc<RequestShared>, mut body: Incoming, idle: std::time::Duration) {
@@ -331,31 +393,10 @@ async fn pump_body(shared: Arc<RequestShared>, mut body: Incoming, idle: std::ti
         } else {
             body.frame().await.map(|r| r.map_err(drop))
         };
-        let mut failed = false;
-        let wake = {
+        let (failed, wake) = {
             let mut st = shared.lock();
-            match frame {
-                Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        st.received += data.len() as u64;
-                        if !data.is_empty() && !st.draining {
-                            st.buffered += data.len();
-                            st.chunks.push_back(data);
-                        }
-                    }
-                    if hyper::body::Body::is_end_stream(&body) {
-                        st.body_state = BodyState::Done;
-                    }
-                }
-                Some(Err(_)) => {
-                    // A broken body (bad chunked framing) ends the exchange like a disconnect.
-                    st.body_state = BodyState::Failed;
-                    st.disconnected = true;
-                    failed = true;
-                }
-                None => st.body_state = BodyState::Done,
-            }
-            !st.waiters.is_empty()
+            let failed = record_frame(&mut st, frame, &body);
+            (failed, !st.waiters.is_empty())
         };
         if failed {
             shared.body_failed.notify_one();

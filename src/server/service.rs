@@ -89,6 +89,7 @@ impl Service {
             has_body,
             expects_continue,
         );
+        shared.take_ready_body();
         let guard = RequestGuard::new(shared.clone());
         let (respond, response) = oneshot::channel();
         self.inbox

@@ -311,8 +311,19 @@ async def _mismatched_length(send: Send, declared: bytes, body: bytes, key: str)
     EVENTS.setdefault(key, []).append("send returned")
 
 
+async def first_receive(scope: Scope, receive: Receive, send: Send, query: dict[str, str]) -> None:
+    """Whether the first ``receive()`` had the body at hand (an awaitable already done) or had to wait."""
+    pending = receive()
+    waited = isinstance(pending, asyncio.Future) and not pending.done()
+    message = await pending
+    await respond_json(
+        send, {"waited": waited, "body": message["body"].decode(), "more": message["more_body"]}
+    )
+
+
 ROUTES: dict[str, Handler] = {
     "/": root,
+    "/first-receive": first_receive,
     "/upload": upload,
     "/events": events,
     "/signal": signal_route,
