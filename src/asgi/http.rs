@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::FutureExt;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 use http_body::Frame;
@@ -237,14 +237,21 @@ impl RequestShared {
     /// The next `receive()` event if one is ready now.
     fn ready_event(&self, py: Python<'_>, st: &mut RequestState) -> PyResult<Option<Py<PyAny>>> {
         if !st.chunks.is_empty() {
+            // Copied once, straight into the `bytes` object the app gets (several chunks were
+            // joined into one buffer first, then copied again).
             let data = if st.chunks.len() == 1 {
-                st.chunks.pop_front().unwrap_or_default()
+                let chunk = st.chunks.pop_front().unwrap_or_default();
+                PyBytes::new(py, &chunk)
             } else {
-                let mut joined = BytesMut::with_capacity(st.buffered);
-                for c in st.chunks.drain(..) {
-                    joined.extend_from_slice(&c);
-                }
-                joined.freeze()
+                let total = st.chunks.iter().map(Bytes::len).sum();
+                PyBytes::new_with(py, total, |buf| {
+                    let mut at = 0;
+                    for c in st.chunks.drain(..) {
+                        buf[at..at + c.len()].copy_from_slice(&c);
+                        at += c.len();
+                    }
+                    Ok(())
+                })?
             };
             st.buffered = 0;
             self.space.notify_one();
@@ -252,12 +259,12 @@ impl RequestShared {
             if !more {
                 st.final_delivered = true;
             }
-            return Ok(Some(request_event(py, &data, more)?));
+            return Ok(Some(request_event(py, data, more)?));
         }
         match st.body_state {
             BodyState::Done if !st.final_delivered => {
                 st.final_delivered = true;
-                Ok(Some(request_event(py, b"", false)?))
+                Ok(Some(request_event(py, PyBytes::new(py, b""), false)?))
             }
             BodyState::Reading if !st.disconnected => Ok(None),
             _ if st.disconnected || st.response_complete || st.body_state == BodyState::Failed => {
@@ -306,10 +313,10 @@ impl Wakeable for RequestShared {
     }
 }
 
-fn request_event(py: Python<'_>, data: &[u8], more: bool) -> PyResult<Py<PyAny>> {
+fn request_event(py: Python<'_>, body: Bound<'_, PyBytes>, more: bool) -> PyResult<Py<PyAny>> {
     let d = PyDict::new(py);
     d.set_item(intern!(py, "type"), intern!(py, "http.request"))?;
-    d.set_item(intern!(py, "body"), PyBytes::new(py, data))?;
+    d.set_item(intern!(py, "body"), body)?;
     d.set_item(intern!(py, "more_body"), more)?;
     Ok(d.into_any().unbind())
 }
