@@ -161,27 +161,11 @@ fn subprotocols<'py>(
     Ok(list)
 }
 
-/// A scope's keys in the order they reach the app (the order uvicorn's scopes have).
-const HTTP_KEYS: [&str; 14] = [
-    "type",
-    "method",
-    "scheme",
-    "asgi",
-    "http_version",
-    "path",
-    "raw_path",
-    "query_string",
-    "root_path",
-    "headers",
-    "client",
-    "server",
-    "state",
-    "extensions",
-];
-const WEBSOCKET_KEYS: [&str; 14] = [
-    "type",
-    "scheme",
-    "subprotocols",
+/// A scope's keys in the order they reach the app (the order uvicorn's scopes have): the keys
+/// that differ by kind, then those every scope has.
+const HTTP_FIRST_KEYS: [&str; 3] = ["type", "method", "scheme"];
+const WEBSOCKET_FIRST_KEYS: [&str; 3] = ["type", "scheme", "subprotocols"];
+const SHARED_KEYS: [&str; 11] = [
     "asgi",
     "http_version",
     "path",
@@ -205,16 +189,16 @@ pub struct ScopeTemplates {
 
 impl ScopeTemplates {
     pub fn new(py: Python<'_>) -> PyResult<Self> {
-        let template = |keys: &[&str]| -> PyResult<Py<PyDict>> {
+        let template = |first_keys: &[&str]| -> PyResult<Py<PyDict>> {
             let dict = PyDict::new(py);
-            for key in keys {
+            for key in first_keys.iter().chain(&SHARED_KEYS) {
                 dict.set_item(PyString::intern(py, key), py.None())?;
             }
             Ok(dict.unbind())
         };
         Ok(ScopeTemplates {
-            http: template(&HTTP_KEYS)?,
-            websocket: template(&WEBSOCKET_KEYS)?,
+            http: template(&HTTP_FIRST_KEYS)?,
+            websocket: template(&WEBSOCKET_FIRST_KEYS)?,
         })
     }
 
